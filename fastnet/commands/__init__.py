@@ -1,0 +1,1 @@
+"""Subcommands of the `fastnet` command line, one module each."""

@@ -1,0 +1,39 @@
+"""fastnet's compute layer: Numba kernels on C-contiguous float32/float64 arrays.
+
+Kernels assume valid input (shapes agree, one float dtype, labels in range, finite values); the
+`fastnet` package checks all of that before calling them. Each kernel computes in the dtype of
+its float inputs.
+"""
+
+from kernels.activation import sigmoid, sigmoid_grad
+from kernels.affine import affine_backward, affine_forward
+from kernels.numgrad import (
+    BACKWARD,
+    CENTRAL,
+    COMPLEX,
+    FORWARD,
+    complex_step_loop,
+    numerical_gradient_loop,
+    two_layer_numerical_gradient,
+)
+from kernels.softmax import softmax, softmax_cross_entropy, softmax_cross_entropy_grad
+from kernels.twolayer import two_layer_gradient, two_layer_loss, two_layer_predict
+
+__all__ = [
+    "BACKWARD",
+    "CENTRAL",
+    "COMPLEX",
+    "FORWARD",
+    "affine_backward",
+    "affine_forward",
+    "complex_step_loop",
+    "numerical_gradient_loop",
+    "sigmoid",
+    "sigmoid_grad",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "two_layer_gradient",
+    "two_layer_loss",
+    "two_layer_numerical_gradient",
+]

@@ -1,0 +1,18 @@
+"""The one place that decides how kernels are compiled."""
+
+from __future__ import annotations
+
+import numba
+
+# Contraction (FMA) and signed-zero freedom only: never `nnan`/`ninf`, because kernels must see and
+# propagate inf (sigmoid of -1e4, exp overflow guards), and never `reassoc`, which would let the
+# compiler reorder sums and change results between builds.
+FASTMATH = frozenset({"contract", "nsz"})
+
+
+def jit(func=None, *, parallel=False):
+    """`numba.njit` with fastnet's settings: on-disk cache (directory: NUMBA_CACHE_DIR), safe fastmath."""
+    def wrap(f):
+        return numba.njit(cache=True, fastmath=set(FASTMATH), parallel=parallel)(f)
+
+    return wrap if func is None else wrap(func)

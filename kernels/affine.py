@@ -1,0 +1,51 @@
+"""Affine transform x @ W + b, forward and backward, skipping exact zeros of x.
+
+MNIST rows are about 81% exact zeros; a row-by-row update that skips them does a fifth of the work
+of a dense product and needs no BLAS (so no BLAS thread pool competes with numba's threads).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels._jit import jit
+
+
+@jit
+def affine_forward(x, W, b):
+    """out = x @ W + b: x (N, D), W (D, H), b (H,) -> (N, H)."""
+    n, d = x.shape
+    h = W.shape[1]
+    out = np.empty((n, h), dtype=W.dtype)
+    for r in range(n):
+        for j in range(h):
+            out[r, j] = b[j]
+        for i in range(d):
+            xv = x[r, i]
+            if xv != 0:
+                for j in range(h):
+                    out[r, j] += xv * W[i, j]
+    return out
+
+
+@jit
+def affine_backward(x, W, dout):
+    """Gradients of x @ W + b given dout (N, H): dx (N, D), dW (D, H), db (H,)."""
+    n, d = x.shape
+    h = W.shape[1]
+    dx = np.zeros((n, d), dtype=W.dtype)
+    dW = np.zeros((d, h), dtype=W.dtype)
+    db = np.zeros(h, dtype=W.dtype)
+    for r in range(n):
+        for j in range(h):
+            db[j] += dout[r, j]
+        for i in range(d):
+            acc = dx[r, i]
+            for j in range(h):
+                acc += dout[r, j] * W[i, j]
+            dx[r, i] = acc
+            xv = x[r, i]
+            if xv != 0:
+                for j in range(h):
+                    dW[i, j] += xv * dout[r, j]
+    return dx, dW, db
