@@ -10,9 +10,13 @@ import numba
 FASTMATH = frozenset({"contract", "nsz"})
 
 
-def jit(func=None, *, parallel=False):
-    """`numba.njit` with fastnet's settings: on-disk cache (directory: NUMBA_CACHE_DIR), safe fastmath."""
+def jit(func=None, *, parallel=False, cache=True):
+    """`numba.njit` with fastnet's settings: on-disk cache (directory: NUMBA_CACHE_DIR), safe fastmath.
+
+    cache=False is for kernels that take a user's @njit function as an argument: numba cannot
+    cache those, and would warn on every new function.
+    """
     def wrap(f):
-        return numba.njit(cache=True, fastmath=set(FASTMATH), parallel=parallel)(f)
+        return numba.njit(cache=cache, fastmath=set(FASTMATH), parallel=parallel)(f)
 
     return wrap if func is None else wrap(func)

@@ -28,8 +28,7 @@ from numba import get_num_threads, prange
 
 from kernels._jit import jit
 from kernels.smallmath import SMALL, expm1_small, log1p_small
-from kernels.softmax import row_logsumexp
-from kernels.twolayer import hidden_forward, output_forward
+from kernels.twolayer import hidden_row
 
 CENTRAL = 0
 FORWARD = 1
@@ -50,42 +49,27 @@ def _direction_weights(method, one):
 
 @jit
 def _input_columns(x):
-    """Compressed columns of x plus one all-ones column for b1: (offsets, rows, values)."""
+    """x transposed with an extra all-ones row (the b1 "input"), and the non-zeros per row of that."""
     n, d = x.shape
+    xT = np.empty((d + 1, n), dtype=x.dtype)
     counts = np.zeros(d + 1, dtype=np.int64)
     for r in range(n):
         for i in range(d):
-            if x[r, i] != 0:
-                counts[i] += 1
-    counts[d] = n
-    offsets = np.zeros(d + 2, dtype=np.int64)
-    for i in range(d + 1):
-        offsets[i + 1] = offsets[i] + counts[i]
-    rows = np.empty(offsets[d + 1], dtype=np.int64)
-    vals = np.empty(offsets[d + 1], dtype=x.dtype)
-    fill = offsets[:-1].copy()
-    for r in range(n):
-        for i in range(d):
-            if x[r, i] != 0:
-                rows[fill[i]] = r
-                vals[fill[i]] = x[r, i]
-                fill[i] += 1
+            v = x[r, i]
+            xT[i, r] = v
+            counts[i] += v != 0
     one = x.dtype.type(1)
     for r in range(n):
-        rows[fill[d]] = r
-        vals[fill[d]] = one
-        fill[d] += 1
-    return offsets, rows, vals
+        xT[d, r] = one
+    counts[d] = n
+    return xT, counts
 
 
 @jit
-def _balanced_order(offsets):
+def _balanced_order(counts):
     """Columns ordered largest, smallest, 2nd largest, ...: contiguous thread shares get equal work."""
-    m = offsets.size - 1
-    cost = np.empty(m, dtype=np.int64)
-    for i in range(m):
-        cost[i] = -(offsets[i + 1] - offsets[i])
-    by_cost = np.argsort(cost, kind="mergesort")
+    m = counts.size
+    by_cost = np.argsort(-counts, kind="mergesort")
     order = np.empty(m, dtype=np.int64)
     lo = 0
     hi = m - 1
@@ -108,25 +92,72 @@ def _stable_sigmoid(v, one):
     return s if v >= 0 else e * s
 
 
-@jit
+@jit(parallel=True)
 def _cached_forward(x, t, W1, b1, W2, b2):
-    """What every perturbation reuses: a1, exp(-a1), 1 - z, z, softmax p, 1 - p[t], W2 transposed."""
-    a1, z, zc = hidden_forward(x, W1, b1)
-    a2 = output_forward(z, W2, b2)
-    n, c = a2.shape
-    p = np.empty_like(a2)
-    q = np.empty(n, dtype=a2.dtype)
-    for r in range(n):
-        lse = row_logsumexp(a2, r)
-        rest = a2.dtype.type(0)
+    """Everything the perturbations reuse, row-parallel.
+
+    a1, z, zc = 1 - z and E = exp(-a1) (N, H); softmax p (N, C); q = 1 - p[t] (N,); W2 transposed
+    (C, H); and the class moments M[n, m - 1, j] = sum_k p[n, k] w^m / m! of the logit offsets
+    w = W2[j, k] - W2[j, t[n]], m = 1..5, which turn sum_k p_k expm1(dz w_k) into a polynomial in dz.
+    """
+    n = x.shape[0]
+    hid = W1.shape[1]
+    c = W2.shape[1]
+    dt = W1.dtype
+    one = dt.type(1)
+    a1 = np.empty((n, hid), dtype=dt)
+    z = np.empty((n, hid), dtype=dt)
+    zc = np.empty((n, hid), dtype=dt)
+    E = np.empty((n, hid), dtype=dt)
+    p = np.empty((n, c), dtype=dt)
+    q = np.empty(n, dtype=dt)
+    M = np.zeros((n, 5, hid), dtype=dt)
+    W2T = np.ascontiguousarray(W2.T)
+    c2 = one / (one + one)
+    c3 = c2 / (one + one + one)
+    c4 = c3 / (one + one + one + one)
+    c5 = c4 / (one + one + one + one + one)
+    for r in prange(n):
+        hidden_row(x, r, W1, b1, a1, z, zc)
+        for j in range(hid):
+            E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be
+        a2 = np.empty(c, dtype=dt)
         for k in range(c):
-            p[r, k] = np.exp(a2[r, k] - lse)
-            if k != t[r]:
+            a2[k] = b2[k]
+        for j in range(hid):
+            zv = z[r, j]
+            for k in range(c):
+                a2[k] += zv * W2[j, k]
+        m = a2[0]
+        for k in range(1, c):
+            m = max(m, a2[k])
+        s = dt.type(0)
+        for k in range(c):
+            s += np.exp(a2[k] - m)
+        lse = m + np.log(s)
+        tr = t[r]
+        rest = dt.type(0)
+        for k in range(c):
+            p[r, k] = np.exp(a2[k] - lse)
+            if k != tr:
                 rest += p[r, k]
         q[r] = rest  # 1 - p[t] without the cancellation when p[t] is close to 1
-    E = np.exp(-a1)
-    W2T = np.ascontiguousarray(W2.T)
-    return a1, z, zc, E, p, q, W2T
+        for k in range(c):
+            if k == tr:
+                continue
+            pk = p[r, k]
+            for j in range(hid):
+                w = W2T[k, j] - W2T[tr, j]
+                t1 = pk * w
+                t2 = t1 * w
+                t3 = t2 * w
+                t4 = t3 * w
+                M[r, 0, j] += t1
+                M[r, 1, j] += t2 * c2
+                M[r, 2, j] += t3 * c3
+                M[r, 3, j] += t4 * c4
+                M[r, 4, j] += t4 * w * c5
+    return a1, z, zc, E, p, q, M, W2T
 
 
 @jit
@@ -145,67 +176,55 @@ def _weight_span(W2T):
 
 
 @jit(parallel=True)
-def _hidden_block(order, offsets, rows, vals, t, a1, zc, E, p, W2T, h, wp, wm, out):
-    """Sums of weighted per-sample loss changes for each column of `out` (W1 rows, then b1)."""
+def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, out):
+    """out[i, j] = sum over samples of wp * dL(+h) + wm * dL(-h) for W1[i, j] (i < D) and b1[j] (i = D)."""
+    n = xT.shape[1]
     hid = E.shape[1]
     c = p.shape[1]
-    one = E.dtype.type(1)
-    quarter = E.dtype.type(0.25)
-    half_small = E.dtype.type(SMALL / 2)
-    # |dz| <= |d| / 4 (sigmoid is 1/4-Lipschitz), so |d| * span / 4 bounds every expm1 argument;
-    # below SMALL / 2 both polynomials are in range (|sum_c p_c expm1(v_c)| <= expm1(SMALL / 2) < SMALL).
-    span = _weight_span(W2T)
+    dt = E.dtype
+    one = dt.type(1)
+    # |dz| <= |d| / 4 (sigmoid is 1/4-Lipschitz), so |d| * span / 4 bounds every argument of expm1.
+    # Below SMALL / 2 the degree-5 class moments are exact to rounding and
+    # |sum_k p_k expm1(v_k)| <= expm1(SMALL / 2) < SMALL keeps log1p_small in range too.
+    d_poly = dt.type(2 * SMALL) / _weight_span(W2T)
     # exp(-d) and exp(d) must be finite and non-zero for the cached-exp form of sigmoid(a + d).
-    d_cached = E.dtype.type(64)
+    d_cached = dt.type(64)
     for q_ in prange(order.size):
         col = order[q_]
-        dzp = np.empty(hid, dtype=E.dtype)
-        dzm = np.empty(hid, dtype=E.dtype)
-        sp = np.empty(hid, dtype=E.dtype)
-        sm = np.empty(hid, dtype=E.dtype)
-        g = np.zeros(hid, dtype=E.dtype)
-        for idx in range(offsets[col], offsets[col + 1]):
-            r = rows[idx]
-            d = h * vals[idx]
+        g = np.zeros(hid, dtype=dt)
+        for r in range(n):
+            xv = xT[col, r]
+            if xv == 0:
+                continue  # this sample does not see W1[col, :] at all
+            d = h * xv
             cp = -np.expm1(-d)
             cm = -np.expm1(d)
-            if abs(d) <= d_cached:
+            if abs(d) <= d_poly and abs(d) <= d_cached:
                 ep = np.exp(-d)
                 em = np.exp(d)
                 for j in range(hid):
                     e = E[r, j]
-                    dzp[j] = cp * zc[r, j] / (one + e * ep)
-                    dzm[j] = cm * zc[r, j] / (one + e * em)
+                    dp = cp * zc[r, j] / (one + e * ep)
+                    dm = cm * zc[r, j] / (one + e * em)
+                    sp = dp * (M[r, 0, j] + dp * (M[r, 1, j] + dp * (M[r, 2, j] + dp * (
+                        M[r, 3, j] + dp * M[r, 4, j]))))
+                    sm = dm * (M[r, 0, j] + dm * (M[r, 1, j] + dm * (M[r, 2, j] + dm * (
+                        M[r, 3, j] + dm * M[r, 4, j]))))
+                    g[j] += wp * log1p_small(sp, one) + wm * log1p_small(sm, one)
             else:
+                tr = t[r]
                 for j in range(hid):
-                    dzp[j] = cp * zc[r, j] * _stable_sigmoid(a1[r, j] + d, one)
-                    dzm[j] = cm * zc[r, j] * _stable_sigmoid(a1[r, j] - d, one)
-            for j in range(hid):
-                sp[j] = 0
-                sm[j] = 0
-            tr = t[r]
-            if abs(d) * quarter * span <= half_small:
-                for k in range(c):
-                    if k == tr:
-                        continue
-                    pk = p[r, k]
-                    for j in range(hid):
-                        w = W2T[k, j] - W2T[tr, j]
-                        sp[j] += pk * expm1_small(dzp[j] * w, one)
-                        sm[j] += pk * expm1_small(dzm[j] * w, one)
-                for j in range(hid):
-                    g[j] += wp * log1p_small(sp[j], one) + wm * log1p_small(sm[j], one)
-            else:
-                for k in range(c):
-                    if k == tr:
-                        continue
-                    pk = p[r, k]
-                    for j in range(hid):
-                        w = W2T[k, j] - W2T[tr, j]
-                        sp[j] += pk * np.expm1(dzp[j] * w)
-                        sm[j] += pk * np.expm1(dzm[j] * w)
-                for j in range(hid):
-                    g[j] += wp * np.log1p(sp[j]) + wm * np.log1p(sm[j])
+                    zcj = zc[r, j]
+                    dp = cp * zcj * _stable_sigmoid(a1[r, j] + d, one)
+                    dm = cm * zcj * _stable_sigmoid(a1[r, j] - d, one)
+                    sp = dt.type(0)
+                    sm = dt.type(0)
+                    for k in range(c):
+                        if k != tr:
+                            w = W2T[k, j] - W2T[tr, j]
+                            sp += p[r, k] * np.expm1(dp * w)
+                            sm += p[r, k] * np.expm1(dm * w)
+                    g[j] += wp * np.log1p(sp) + wm * np.log1p(sm)
         for j in range(hid):
             out[col, j] = g[j]
 
@@ -241,17 +260,19 @@ def _output_block(z, t, p, q, h, wp, wm, out):
 
 
 @jit(parallel=True)
-def _hidden_block_complex(order, offsets, rows, vals, t, a1, z, p, W2T, h, out):
+def _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, out):
     """Im of the per-sample loss at a1[:, j] + i d, summed, for each column (complex step)."""
+    n = xT.shape[1]
     hid = z.shape[1]
     c = p.shape[1]
     one = z.dtype.type(1)
     for q_ in prange(order.size):
         col = order[q_]
         g = np.zeros(hid, dtype=z.dtype)
-        for idx in range(offsets[col], offsets[col + 1]):
-            r = rows[idx]
-            d = h * vals[idx]
+        for r in range(n):
+            if xT[col, r] == 0:
+                continue
+            d = h * xT[col, r]
             cd = np.cos(d)
             sd = np.sin(d)
             tr = t[r]
@@ -322,18 +343,18 @@ def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
     c = W2.shape[1]
     dt = W1.dtype
     one = dt.type(1)
-    a1, z, zc, E, p, q, W2T = _cached_forward(x, t, W1, b1, W2, b2)
-    offsets, rows, vals = _input_columns(x)
-    order = _balanced_order(offsets)
+    a1, z, zc, E, p, q, M, W2T = _cached_forward(x, t, W1, b1, W2, b2)
+    xT, counts = _input_columns(x)
+    order = _balanced_order(counts)
     hidden = np.empty((d + 1, hid), dtype=dt)
     output = np.empty((c, hid + 1), dtype=dt)
     if method == COMPLEX:
-        _hidden_block_complex(order, offsets, rows, vals, t, a1, z, p, W2T, h, hidden)
+        _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, hidden)
         _output_block_complex(z, t, p, q, h, output)
         scale = one / (h * dt.type(n))
     else:
         wp, wm = _direction_weights(method, one)
-        _hidden_block(order, offsets, rows, vals, t, a1, zc, E, p, W2T, h, wp, wm, hidden)
+        _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, hidden)
         _output_block(z, t, p, q, h, wp, wm, output)
         steps = one + one if method == CENTRAL else one
         scale = one / (steps * h * dt.type(n))
@@ -353,7 +374,7 @@ def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
     return gW1, gb1, gW2, gb2
 
 
-@jit(parallel=True)
+@jit(parallel=True, cache=False)
 def numerical_gradient_loop(f, x, h, method, args, out):
     """out[p] = finite difference of the scalar f(x, *args) in entry p of x (any shape), for all p.
 
@@ -384,7 +405,7 @@ def numerical_gradient_loop(f, x, h, method, args, out):
             res[p] = (fp - fm) * scale
 
 
-@jit(parallel=True)
+@jit(parallel=True, cache=False)
 def complex_step_loop(f, xc, h, args, out):
     """out[p] = Im f(x + i h e_p, *args) / h for every entry p; xc is x as a complex array."""
     n = xc.size

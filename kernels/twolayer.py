@@ -13,33 +13,41 @@ from kernels.softmax import row_logsumexp
 
 
 @jit
-def hidden_forward(x, W1, b1):
-    """a1 = x @ W1 + b1 skipping zeros of x, then z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1), each (N, H)."""
-    n, d = x.shape
+def hidden_row(x, r, W1, b1, a1, z, zc):
+    """Row r of a1 = x @ W1 + b1 (skipping zeros of x), z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1)."""
+    d = x.shape[1]
     h = W1.shape[1]
     one = W1.dtype.type(1)
+    for j in range(h):
+        a1[r, j] = b1[j]
+    for i in range(d):
+        xv = x[r, i]
+        if xv != 0:
+            for j in range(h):
+                a1[r, j] += xv * W1[i, j]
+    for j in range(h):
+        v = a1[r, j]
+        e = np.exp(-abs(v))
+        s = one / (one + e)
+        small = e * s  # sigmoid(-|v|), exact to rounding even where it underflows towards 0
+        if v >= 0:
+            z[r, j] = s
+            zc[r, j] = small
+        else:
+            z[r, j] = small
+            zc[r, j] = s
+
+
+@jit
+def hidden_forward(x, W1, b1):
+    """a1 = x @ W1 + b1, z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1), each (N, H)."""
+    n = x.shape[0]
+    h = W1.shape[1]
     a1 = np.empty((n, h), dtype=W1.dtype)
     z = np.empty((n, h), dtype=W1.dtype)
     zc = np.empty((n, h), dtype=W1.dtype)
     for r in range(n):
-        for j in range(h):
-            a1[r, j] = b1[j]
-        for i in range(d):
-            xv = x[r, i]
-            if xv != 0:
-                for j in range(h):
-                    a1[r, j] += xv * W1[i, j]
-        for j in range(h):
-            v = a1[r, j]
-            e = np.exp(-abs(v))
-            s = one / (one + e)
-            small = e * s  # sigmoid(-|v|), exact to rounding even when it underflows towards 0
-            if v >= 0:
-                z[r, j] = s
-                zc[r, j] = small
-            else:
-                z[r, j] = small
-                zc[r, j] = s
+        hidden_row(x, r, W1, b1, a1, z, zc)
     return a1, z, zc
 
 

@@ -1,0 +1,28 @@
+"""fastnet: the two-layer network of Deep Learning from Scratch ch. 4, with fast numerical differentiation.
+
+    import fastnet
+    net = fastnet.TwoLayerNet(784, 50, 10, seed=0)
+    grads = net.numerical_gradient(x, t)          # central differences, milliseconds
+    print(fastnet.gradient_check(net, x, t))      # backprop vs numerical, per parameter
+"""
+
+from fastnet import reference
+from fastnet._version import __version__
+from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
+from fastnet.gradient import numerical_gradient
+from fastnet.network import TwoLayerNet
+from fastnet.threads import num_threads, set_num_threads
+
+__all__ = [
+    "GradientCheck",
+    "StepStudy",
+    "TwoLayerNet",
+    "__version__",
+    "gradient_check",
+    "num_threads",
+    "numerical_gradient",
+    "reference",
+    "relative_error",
+    "set_num_threads",
+    "step_study",
+]

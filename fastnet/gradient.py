@@ -1,0 +1,112 @@
+"""Numerical gradient of any scalar function: compiled for @njit functions, in Python otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba.core import errors as numba_errors
+from numba.extending import is_jitted
+
+import kernels
+from fastnet.methods import method_code, step_for
+from fastnet.threads import num_threads
+
+
+def _check_x(x):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy array of floats, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"x must be a float array (float32 or float64), got dtype {x.dtype}: "
+                        "perturbing integers by h would round the step away")
+    if x.size == 0:
+        raise ValueError("x is empty: there is nothing to differentiate")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or inf")
+
+
+def numerical_gradient(f, x, h=None, method="central", *, args=(), threads=None):
+    """Gradient of the scalar f(x, *args) at x by perturbing each entry: an array shaped like x.
+
+    The book's `numerical_gradient(f, x)`, extended. method "central" (default), "forward",
+    "backward" (finite differences at step h, default 1e-4) or "complex" (Im f(x + i h e_p) / h,
+    default h = 1e-20; f must accept complex input and be analytic in x).
+
+    * An @njit f runs in fastnet's compiled loop, parallel over entries on per-thread copies of x,
+      so x is never written (read-only and non-contiguous x are fine).
+    * Any other callable is evaluated in a Python loop that perturbs x in place, as the book does
+      (so f may ignore its argument and read x through a closure), and restores every entry bit
+      for bit, also when f raises. x must then be writable. For method="complex" f receives a
+      complex copy of x and must compute from its argument.
+    """
+    code = method_code(method)
+    h = step_for(method, h)
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    if not isinstance(args, tuple):
+        raise TypeError(f"args must be a tuple, got {type(args).__name__}")
+    _check_x(x)
+    if is_jitted(f):
+        return _compiled(f, x, h, code, method, args, threads)
+    return _python(f, x, h, code, args)
+
+
+def _compiled(f, x, h, code, method, args, threads):
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"an @njit f needs x of dtype float32 or float64, got {x.dtype}")
+    xc = np.ascontiguousarray(x)
+    out = np.empty(x.shape, dtype=x.dtype)
+    step = x.dtype.type(h)
+    try:
+        with num_threads(threads):
+            if code == kernels.COMPLEX:
+                ctype = np.complex64 if x.dtype == np.float32 else np.complex128
+                kernels.complex_step_loop(f, xc.astype(ctype), step, args, out)
+            else:
+                kernels.numerical_gradient_loop(f, xc, step, code, args, out)
+    except SystemError as exc:
+        # numba reports an exception raised by f inside a parallel region as a SystemError
+        # whose cause is f's own exception: surface that one.
+        if exc.__cause__ is not None:
+            raise exc.__cause__ from None
+        raise
+    except numba_errors.TypingError as exc:
+        if code == kernels.COMPLEX:
+            what = f"a complex array x (method={method!r} needs f to accept complex input)"
+        else:
+            what = f"a {x.dtype} array x"
+        raise TypeError(f"f could not be compiled for {what}, or does not return a scalar "
+                        "(numba's typing error above)") from exc
+    return out
+
+
+def _python(f, x, h, code, args):
+    if not x.flags.writeable:
+        raise ValueError("x is read-only: a Python f is evaluated with x perturbed in place; "
+                         "pass a writable array (or an @njit f, which works on copies)")
+    grad = np.zeros(x.shape, dtype=x.dtype)
+    if code == kernels.COMPLEX:
+        xc = x.astype(np.result_type(x.dtype, np.complex64))
+        for idx in np.ndindex(x.shape):
+            old = xc[idx]
+            xc[idx] = old + 1j * h
+            try:
+                grad[idx] = np.imag(f(xc, *args)) / h
+            finally:
+                xc[idx] = old
+        return grad
+    step = x.dtype.type(h)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]  # a scalar copy of the exact bits
+        try:
+            x[idx] = old + step
+            fp = f(x, *args)
+            x[idx] = old - step
+            fm = f(x, *args)
+        finally:
+            x[idx] = old
+        if code == kernels.CENTRAL:
+            grad[idx] = (fp - fm) / (2 * h)
+        elif code == kernels.FORWARD:
+            grad[idx] = (fp - f(x, *args)) / h
+        else:
+            grad[idx] = (f(x, *args) - fm) / h
+    return grad

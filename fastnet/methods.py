@@ -1,0 +1,31 @@
+"""Names of the numerical-differentiation methods and their default steps."""
+
+from __future__ import annotations
+
+import kernels
+from fastnet.validation import check_step
+
+METHODS = {
+    "central": kernels.CENTRAL,
+    "forward": kernels.FORWARD,
+    "backward": kernels.BACKWARD,
+    "complex": kernels.COMPLEX,
+}
+
+# Finite differences balance truncation (grows with h) against rounding (grows as 1/h in a naive
+# loop); 1e-4 is the book's choice. The complex step has no subtraction, hence no rounding arm:
+# a tiny step makes its O(h^2) truncation vanish.
+DEFAULT_STEP = {"central": 1e-4, "forward": 1e-4, "backward": 1e-4, "complex": 1e-20}
+
+
+def method_code(method) -> int:
+    """The kernel constant for a method name."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    return METHODS[method]
+
+
+def step_for(method, h) -> float:
+    """h checked (finite, > 0), or the method's default step when h is None."""
+    method_code(method)
+    return DEFAULT_STEP[method] if h is None else check_step(h)

@@ -1,0 +1,42 @@
+"""Numba's thread count: set it, or hold it for a block and restore the previous value."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+
+import numba
+
+
+def max_threads() -> int:
+    """The most threads numba may use in this process (NUMBA_NUM_THREADS, fixed at start-up)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def _check(n, name="threads"):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {n!r}")
+    if not 1 <= n <= max_threads():
+        raise ValueError(f"{name} must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), got {n}")
+    return int(n)
+
+
+def set_num_threads(n: int) -> int:
+    """Use n threads in fastnet's parallel kernels; returns the previous count."""
+    n = _check(n)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    return previous
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """Run the block with n numba threads (None: leave as is), restoring the previous count after."""
+    if n is None:
+        yield numba.get_num_threads()
+        return
+    previous = set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(previous)

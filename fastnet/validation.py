@@ -1,0 +1,103 @@
+"""Argument checks shared by the public functions: clear errors before any kernel runs."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_dtype(dtype, name="dtype"):
+    """np.dtype(float32) or np.dtype(float64); anything else is a TypeError naming `name`."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def positive_int(value, name):
+    """An int >= 1 (bools and floats are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def positive_float(value, name):
+    """A finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return value
+
+
+def real_array(x, name):
+    """x as an ndarray of a real numeric dtype (bool, int, uint or float); TypeError otherwise."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be an array of numbers: {exc}") from exc
+    if arr.dtype.kind not in "buif":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def check_inputs(x, input_size, dtype, name="x"):
+    """x as a C-contiguous (N, input_size) array of `dtype`, N >= 1, all finite."""
+    arr = real_array(x, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (batch, {input_size}), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {arr.shape}); need at least one row")
+    if arr.shape[1] != input_size:
+        raise ValueError(f"{name} must have {input_size} columns (input_size), got shape {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        if np.isfinite(arr).all():
+            raise ValueError(f"{name} overflows {np.dtype(dtype)} (first at index {bad})")
+        raise ValueError(f"{name} contains NaN or inf (first at index {bad})")
+    return out
+
+
+def check_labels(t, n_rows, n_classes, name="t"):
+    """Class indices (n_rows,) int64 from indices or one-hot rows, all in [0, n_classes)."""
+    arr = real_array(t, name)
+    if arr.ndim == 2:
+        if arr.shape != (n_rows, n_classes):
+            raise ValueError(f"one-hot {name} must have shape ({n_rows}, {n_classes}), got {arr.shape}")
+        ones = arr == 1
+        if not (np.logical_or(ones, arr == 0).all() and (ones.sum(axis=1) == 1).all()):
+            raise ValueError(f"one-hot {name} must have exactly one 1 per row and zeros elsewhere")
+        return np.ascontiguousarray(ones.argmax(axis=1), dtype=np.int64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be class indices (N,) or one-hot rows (N, {n_classes}), "
+                         f"got shape {arr.shape}")
+    if arr.shape[0] != n_rows:
+        raise ValueError(f"{name} has {arr.shape[0]} labels but x has {n_rows} rows")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or not (arr == np.round(arr)).all():
+            raise TypeError(f"{name} must hold integer class indices, got non-integer {arr.dtype} values")
+    elif arr.dtype.kind == "b":
+        raise TypeError(f"{name} must hold integer class indices, got bool")
+    if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+        bad = arr[(arr < 0) | (arr >= n_classes)][0]
+        raise ValueError(f"{name} has label {bad!r} outside [0, {n_classes}) (output_size = {n_classes})")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_step(h, name="h"):
+    """A finite step h > 0."""
+    return positive_float(h, name)
