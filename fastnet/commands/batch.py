@@ -1,0 +1,50 @@
+"""The net and mini-batch that `fastnet gradcheck` and `fastnet steps` differentiate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastnet.commands.argtypes import nonnegative_int, positive_int
+
+
+def add_batch_arguments(parser):
+    """--data, --batch, --hidden, --seed, --dtype, --train-iters, --threads."""
+    parser.add_argument("--data", default="digits", metavar="digits|mnist|mnist-test|synthetic|PATH",
+                        help="where the batch comes from: a data set name as in `fastnet train`, or "
+                             "synthetic (784 inputs, 81%% exact zeros, no data needed); default: digits")
+    parser.add_argument("--batch", type=positive_int, default=100, metavar="N", help="batch size (default: 100)")
+    parser.add_argument("--hidden", type=positive_int, default=50, metavar="N", help="hidden units (default: 50)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed (default: 0)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    parser.add_argument("--train-iters", type=nonnegative_int, default=0, metavar="N",
+                        help="first train N backprop iterations (lr 0.1) so the weights are not "
+                             "at their initial values (default: 0)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="numba threads (default: numba's)")
+
+
+def make_batch(args):
+    """(net, x, t, description) from parsed arguments."""
+    from fastnet import TwoLayerNet, datasets
+
+    rng = np.random.default_rng(args.seed)
+    if args.data == "synthetic":
+        x_train = rng.random((max(args.batch, 1000), 784))
+        x_train[x_train < 0.81] = 0
+        t_train = rng.integers(0, 10, x_train.shape[0])
+        what = "synthetic MNIST-like data"
+    else:
+        (x_train, t_train), _ = datasets.load(args.data)
+        what = f"{args.data} data"
+    net = TwoLayerNet(x_train.shape[1], args.hidden, int(t_train.max()) + 1 if args.data == "synthetic" else 10,
+                      dtype=args.dtype, seed=args.seed)
+    for _ in range(args.train_iters):
+        idx = rng.integers(0, x_train.shape[0], args.batch)
+        grads = net.gradient(x_train[idx], t_train[idx])
+        for key, g in grads.items():
+            net.params[key] -= net.dtype.type(0.1) * g
+    idx = rng.choice(x_train.shape[0], size=min(args.batch, x_train.shape[0]), replace=False)
+    trained = f", after {args.train_iters} training iterations" if args.train_iters else ", initial weights"
+    desc = (f"net {net.input_size}-{net.hidden_size}-{net.output_size} {net.dtype.name}, "
+            f"batch of {idx.size} from {what}{trained}")
+    return net, x_train[idx], t_train[idx], desc
