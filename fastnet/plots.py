@@ -1,0 +1,119 @@
+"""PNG figures: learning curves of a training run and the error-vs-step-size study.
+
+matplotlib is imported only when a plot is made, so `import fastnet` does not need it. The figures
+are drawn on a bare `matplotlib.figure.Figure` (Agg canvas), never through pyplot, so no global
+backend is switched and no window opens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastnet.io import atomic_write
+
+
+def _figure(**kwargs):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            'plotting needs matplotlib, which is not installed; install it with: pip install "fastnet[train]"'
+        ) from exc
+    return Figure(**kwargs)
+
+
+def _save(fig, path):
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+
+
+def plot_history(history, path):
+    """Write a two-panel PNG to `path`: loss per iteration (book fig. 4-11) and train/test accuracy per epoch (fig. 4-12)."""
+    from fastnet.history import History
+
+    if isinstance(history, dict):
+        history = History.from_dict(history)
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a History or its dict, got {type(history).__name__}")
+
+    fig = _figure(figsize=(11, 4.2), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+
+    loss = np.asarray(history.loss, dtype=float)
+    ax_loss.plot(np.arange(loss.size), loss, linewidth=0.6, color="tab:blue")
+    ax_loss.set_xlabel("iteration")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("training loss (mini-batch)")
+    if loss.size:
+        ax_loss.set_xlim(0, max(loss.size - 1, 1))
+    finite = loss[np.isfinite(loss)]
+    if finite.size:
+        ax_loss.set_ylim(0, max(float(finite.max()) * 1.05, 1e-12))
+
+    epochs = np.asarray(history.epochs, dtype=float)
+    ax_acc.plot(epochs, history.train_acc, label="train acc", color="tab:blue")
+    ax_acc.plot(epochs, history.test_acc, label="test acc", color="tab:orange", linestyle="--")
+    ax_acc.set_xlabel("epochs")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(0, 1.0)
+    ax_acc.set_title("accuracy on the full sets")
+    ax_acc.legend(loc="lower right")
+    ax_acc.grid(True, alpha=0.3)
+
+    s = history.settings
+    if s:
+        fig.suptitle(
+            f"{s.get('grad', '?')} gradients, sizes {s.get('sizes')}, batch {s.get('batch_size')}, "
+            f"lr {s.get('lr')}, {history.iterations} iterations",
+            fontsize=10,
+        )
+    _save(fig, path)
+
+
+def plot_step_study(hs, errors, path, title=None):
+    """Write a log-log PNG to `path`: error against step size h, one line per method.
+
+    hs: (K,) positive step sizes; errors: dict method -> (K,) errors. Non-positive or non-finite
+    errors (e.g. an exact 0) cannot be drawn on a log axis and are left out of that line.
+    """
+    hs = np.asarray(hs, dtype=float)
+    if hs.ndim != 1 or hs.size == 0:
+        raise ValueError(f"hs must be a non-empty 1-D array of step sizes, got shape {hs.shape}")
+    if not (np.isfinite(hs).all() and (hs > 0).all()):
+        raise ValueError("hs must hold positive finite step sizes")
+    if not isinstance(errors, dict) or not errors:
+        raise TypeError("errors must be a non-empty dict: method name -> array of errors")
+    series = {}
+    for name, e in errors.items():
+        e = np.asarray(e, dtype=float)
+        if e.shape != hs.shape:
+            raise ValueError(f"errors[{name!r}] must have shape {hs.shape} like hs, got {e.shape}")
+        series[name] = np.where(np.isfinite(e) & (e > 0), e, np.nan)
+
+    fig = _figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.subplots()
+    markers = "os^dvx*+"
+    drawn = 0
+    for j, (name, e) in enumerate(series.items()):
+        ok = ~np.isnan(e)
+        if not ok.any():
+            continue
+        # Only the drawable points, so a gap does not split the line into invisible pieces.
+        ax.plot(hs[ok], e[ok], marker=markers[j % len(markers)], markersize=4, label=str(name))
+        drawn += 1
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step size h")
+    ax.set_ylabel("max abs error vs backprop")
+    ax.grid(True, which="both", alpha=0.3)
+    if drawn:
+        ax.legend()
+    ax.set_title(title if title is not None else "numerical gradient error vs step size")
+    if drawn == 0:
+        ax.set_xlim(float(hs.min()), float(hs.max()) if hs.max() > hs.min() else float(hs.min()) * 10)
+        ax.set_ylim(1e-16, 1.0)
+        ax.text(0.5, 0.5, "no positive errors to draw", transform=ax.transAxes, ha="center")
+    _save(fig, path)
+
+
+__all__ = ["plot_history", "plot_step_study"]
