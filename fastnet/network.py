@@ -123,6 +123,10 @@ class TwoLayerNet:
         h = step_for(method, h)
         x, t = self._xt(x, t)
         params = self._checked_params()
+        step = self.dtype.type(h)
         with num_threads(threads):
-            grads = kernels.two_layer_numerical_gradient(x, t, *params, self.dtype.type(h), code)
+            if code == kernels.COMPLEX:
+                grads = kernels.two_layer_complex_step(x, t, *params, step)
+            else:
+                grads = kernels.two_layer_numerical_gradient(x, t, *params, step, code)
         return dict(zip(PARAM_NAMES, grads))

@@ -14,6 +14,7 @@ from kernels.numgrad import (
     FORWARD,
     complex_step_loop,
     numerical_gradient_loop,
+    two_layer_complex_step,
     two_layer_numerical_gradient,
 )
 from kernels.softmax import softmax, softmax_cross_entropy, softmax_cross_entropy_grad
@@ -33,6 +34,7 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
+    "two_layer_complex_step",
     "two_layer_gradient",
     "two_layer_loss",
     "two_layer_numerical_gradient",

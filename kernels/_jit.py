@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numba
+
+# numba's OpenMP workers busy-wait after each parallel region by default. fastnet's kernels are
+# short parallel bursts between NumPy calls, and on a small machine those spinning workers take
+# the cores that NumPy's BLAS threads need next: a BLAS call right after a kernel ran 20-30 times
+# slower. Passive waiting puts the workers to sleep instead. It must be set before numba starts
+# its thread pool (at the first parallel kernel call); a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Contraction (FMA) and signed-zero freedom only: never `nnan`/`ninf`, because kernels must see and
 # propagate inf (sigmoid of -1e4, exp overflow guards), and never `reassoc`, which would let the

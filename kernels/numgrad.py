@@ -189,6 +189,7 @@ def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, out):
     d_poly = dt.type(2 * SMALL) / _weight_span(W2T)
     # exp(-d) and exp(d) must be finite and non-zero for the cached-exp form of sigmoid(a + d).
     d_cached = dt.type(64)
+    small = dt.type(SMALL)
     for q_ in prange(order.size):
         col = order[q_]
         g = np.zeros(hid, dtype=dt)
@@ -197,11 +198,15 @@ def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, out):
             if xv == 0:
                 continue  # this sample does not see W1[col, :] at all
             d = h * xv
-            cp = -np.expm1(-d)
-            cm = -np.expm1(d)
+            if abs(d) <= small:
+                cp = -expm1_small(-d, one)  # libm calls here would cost as much as the j loop
+                cm = -expm1_small(d, one)
+            else:
+                cp = -np.expm1(-d)
+                cm = -np.expm1(d)
             if abs(d) <= d_poly and abs(d) <= d_cached:
-                ep = np.exp(-d)
-                em = np.exp(d)
+                ep = one - cp  # exp(-d)
+                em = one - cm  # exp(d)
                 for j in range(hid):
                     e = E[r, j]
                     dp = cp * zc[r, j] / (one + e * ep)
@@ -332,32 +337,12 @@ def _output_block_complex(z, t, p, q, h, out):
 
 
 @jit
-def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
-    """Numerical gradient (gW1, gb1, gW2, gb2) of the mean cross-entropy by perturbing each parameter.
-
-    x (N, D), t (N,) int labels, params of one float dtype; h > 0 of that dtype; method one of
-    CENTRAL, FORWARD, BACKWARD (finite differences at step h) or COMPLEX (Im L(theta + i h e_p) / h).
-    """
-    n, d = x.shape
-    hid = W1.shape[1]
-    c = W2.shape[1]
-    dt = W1.dtype
-    one = dt.type(1)
-    a1, z, zc, E, p, q, M, W2T = _cached_forward(x, t, W1, b1, W2, b2)
-    xT, counts = _input_columns(x)
-    order = _balanced_order(counts)
-    hidden = np.empty((d + 1, hid), dtype=dt)
-    output = np.empty((c, hid + 1), dtype=dt)
-    if method == COMPLEX:
-        _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, hidden)
-        _output_block_complex(z, t, p, q, h, output)
-        scale = one / (h * dt.type(n))
-    else:
-        wp, wm = _direction_weights(method, one)
-        _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, hidden)
-        _output_block(z, t, p, q, h, wp, wm, output)
-        steps = one + one if method == CENTRAL else one
-        scale = one / (steps * h * dt.type(n))
+def _assemble(hidden, output, scale):
+    """Scaled gradients (gW1, gb1, gW2, gb2) from the per-column sums of the two blocks."""
+    d = hidden.shape[0] - 1
+    hid = hidden.shape[1]
+    c = output.shape[0]
+    dt = hidden.dtype
     gW1 = np.empty((d, hid), dtype=dt)
     gb1 = np.empty(hid, dtype=dt)
     gW2 = np.empty((hid, c), dtype=dt)
@@ -372,6 +357,48 @@ def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
     for k in range(c):
         gb2[k] = output[k, hid] * scale
     return gW1, gb1, gW2, gb2
+
+
+@jit
+def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
+    """Finite-difference gradient (gW1, gb1, gW2, gb2) of the mean cross-entropy, shapes of the params.
+
+    x (N, D), t (N,) int labels, params of one float dtype; h > 0 of that dtype; method CENTRAL
+    ((L(+h) - L(-h)) / 2h), FORWARD ((L(+h) - L) / h) or BACKWARD ((L - L(-h)) / h) for every parameter.
+    """
+    n, d = x.shape
+    dt = W1.dtype
+    one = dt.type(1)
+    a1, z, zc, E, p, q, M, W2T = _cached_forward(x, t, W1, b1, W2, b2)
+    xT, counts = _input_columns(x)
+    order = _balanced_order(counts)
+    hidden = np.empty((d + 1, W1.shape[1]), dtype=dt)
+    output = np.empty((W2.shape[1], W1.shape[1] + 1), dtype=dt)
+    wp, wm = _direction_weights(method, one)
+    _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, hidden)
+    _output_block(z, t, p, q, h, wp, wm, output)
+    steps = one + one if method == CENTRAL else one
+    return _assemble(hidden, output, one / (steps * h * dt.type(n)))
+
+
+@jit
+def two_layer_complex_step(x, t, W1, b1, W2, b2, h):
+    """Complex-step gradient Im L(theta + i h e_p) / h for every parameter: (gW1, gb1, gW2, gb2).
+
+    Exact to rounding for any small h (there is no subtraction); shapes and dtypes as in
+    two_layer_numerical_gradient. Separate from it so that neither compiles the other's blocks.
+    """
+    n, d = x.shape
+    dt = W1.dtype
+    one = dt.type(1)
+    a1, z, zc, E, p, q, M, W2T = _cached_forward(x, t, W1, b1, W2, b2)
+    xT, counts = _input_columns(x)
+    order = _balanced_order(counts)
+    hidden = np.empty((d + 1, W1.shape[1]), dtype=dt)
+    output = np.empty((W2.shape[1], W1.shape[1] + 1), dtype=dt)
+    _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, hidden)
+    _output_block_complex(z, t, p, q, h, output)
+    return _assemble(hidden, output, one / (h * dt.type(n)))
 
 
 @jit(parallel=True, cache=False)
