@@ -6,23 +6,31 @@
     print(fastnet.gradient_check(net, x, t))      # backprop vs numerical, per parameter
 """
 
-from fastnet import reference
+from fastnet import datasets, reference
 from fastnet._version import __version__
 from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
 from fastnet.gradient import numerical_gradient
+from fastnet.history import History
+from fastnet.io import load, save
 from fastnet.network import TwoLayerNet
 from fastnet.threads import num_threads, set_num_threads
+from fastnet.training import train
 
 __all__ = [
     "GradientCheck",
+    "History",
     "StepStudy",
     "TwoLayerNet",
     "__version__",
+    "datasets",
     "gradient_check",
+    "load",
     "num_threads",
     "numerical_gradient",
     "reference",
     "relative_error",
+    "save",
     "set_num_threads",
     "step_study",
+    "train",
 ]

@@ -62,8 +62,8 @@ def train(
     then records net.loss(xb, tb). Train and test accuracy on the full sets are measured at the
     iterations given by `is_eval_iteration` (every epoch, or every `eval_every` iterations if an int).
     Labels t are (N,) class indices or (N, C) one-hot. The same seed, data and initial net give an
-    identical history apart from the timing fields (with threads=1; with more threads the kernels'
-    parallel reductions may round differently).
+    identical history apart from the timing fields, whatever the thread count (the parallel
+    kernels sum every entry in a fixed order on one thread).
 
     callback(i, history), if given, runs after iteration i (and after its evaluation, if any);
     returning True stops training after that iteration (which is then evaluated if it was not).

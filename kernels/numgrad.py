@@ -14,11 +14,16 @@ the perturbation changes, as a sum over samples of per-sample loss differences:
 * W2[j, k] and b2[k] move logit k by u = h * z[n, j] (or h): the loss changes by
   log1p(p_k expm1(u)) for k != t and log1p((1 - p_t) expm1(-u)) for k == t.
 
-These are exact rearrangements, not expansions: the result is the finite difference at the h the
-caller gave, for any h. expm1/log1p of the tiny arguments that dominate use short polynomials
-that are exact to an ulp (see `smallmath`); a block whose arguments could leave that range takes
-libm instead. Parallel over parameters (columns of W1, outputs of W2); every entry is summed by
-one thread in a fixed order, so results do not depend on the thread count.
+These are exact rearrangements, not expansions in h: the result is the finite difference at
+the h the caller gave, for any h. Only expm1 and log1p of tiny arguments are evaluated by short
+Taylor polynomials, truncated where the first omitted term is below 2**-54 relative (exact to an
+ulp, see `smallmath`). For the hidden units that is done once per class: with the moments
+M_m = sum_k p_k w_k^m / m! of the logit offsets w_k = W2[j, k] - W2[j, t], the sum
+sum_k p_k expm1(dz w_k) is the polynomial dz (M_1 + dz (M_2 + ... )), the same series regrouped,
+so each (sample, input, hidden unit) costs a few fused multiply-adds instead of C exponentials.
+A block whose arguments could leave the guarded range (large h, large weights) takes libm's
+expm1/log1p per class instead. Parallel over parameters (columns of W1, outputs of W2); every
+entry is summed by one thread in a fixed order, so results do not depend on the thread count.
 """
 
 from __future__ import annotations
