@@ -108,7 +108,7 @@ def plot_step_study(hs, errors, path, title=None):
     ax.grid(True, which="both", alpha=0.3)
     if drawn:
         ax.legend()
-    ax.set_title(title if title is not None else "numerical gradient error vs step size")
+    ax.set_title(title if title is not None else "numerical gradient error vs step size", fontsize="small")
     if drawn == 0:
         ax.set_xlim(float(hs.min()), float(hs.max()) if hs.max() > hs.min() else float(hs.min()) * 10)
         ax.set_ylim(1e-16, 1.0)

@@ -52,21 +52,25 @@ def _direction_weights(method, one):
     return one, -one
 
 
-@jit
+@jit(parallel=True)
 def _input_columns(x):
     """x transposed with an extra all-ones row (the b1 "input"), and the non-zeros per row of that."""
     n, d = x.shape
     xT = np.empty((d + 1, n), dtype=x.dtype)
     counts = np.zeros(d + 1, dtype=np.int64)
-    for r in range(n):
-        for i in range(d):
-            v = x[r, i]
-            xT[i, r] = v
-            counts[i] += v != 0
     one = x.dtype.type(1)
-    for r in range(n):
-        xT[d, r] = one
-    counts[d] = n
+    for i in prange(d + 1):
+        if i == d:
+            for r in range(n):
+                xT[d, r] = one
+            counts[d] = n
+        else:
+            c = 0
+            for r in range(n):
+                v = x[r, i]
+                xT[i, r] = v
+                c += v != 0
+            counts[i] = c
     return xT, counts
 
 

@@ -44,7 +44,7 @@ def make_batch(args):
         for key, g in grads.items():
             net.params[key] -= net.dtype.type(0.1) * g
     idx = rng.choice(x_train.shape[0], size=min(args.batch, x_train.shape[0]), replace=False)
-    trained = f", after {args.train_iters} training iterations" if args.train_iters else ", initial weights"
+    trained = f", {args.train_iters} training iterations" if args.train_iters else ", initial weights"
     desc = (f"net {net.input_size}-{net.hidden_size}-{net.output_size} {net.dtype.name}, "
-            f"batch of {idx.size} from {what}{trained}")
+            f"batch {idx.size} of {what}{trained}")
     return net, x_train[idx], t_train[idx], desc
