@@ -13,6 +13,7 @@ COMMANDS = {
     "train": "fastnet.commands.train",
     "gradcheck": "fastnet.commands.gradcheck",
     "steps": "fastnet.commands.steps",
+    "bench": "fastnet.commands.bench",
 }
 
 

@@ -1,0 +1,1 @@
+"""airspeed velocity (asv) benchmarks for fastnet; see asv.conf.json and README, "Performance"."""

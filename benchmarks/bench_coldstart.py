@@ -1,0 +1,70 @@
+"""Cold start: `import fastnet` and the first numerical gradient in a fresh interpreter.
+
+Each sample is a new Python process (asv's timeraw_). fastnet's kernels are compiled with numba's
+on-disk cache, so the first call either compiles (cold cache: NUMBA_CACHE_DIR pointing to a fresh,
+empty directory) or loads machine code (warm cache: a directory filled by an untimed run in setup).
+The timed statement includes `import fastnet` (and so numpy and numba), building a 784-50-10 net
+and its first numerical gradient on a batch of 100 MNIST-like inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+FIRST_GRADIENT = """
+import numpy as np
+import fastnet
+rng = np.random.default_rng(0)
+x = np.where(rng.random((100, 784)) < 0.19, rng.random((100, 784)), 0.0)
+t = rng.integers(0, 10, size=100)
+fastnet.TwoLayerNet(784, 50, 10, seed=0).numerical_gradient(x, t)
+"""
+
+
+def _cache_dir_setup(path_expr):
+    """timeit setup code pointing numba's cache at `path_expr` before anything imports numba."""
+    return f"import os, tempfile\nos.environ['NUMBA_CACHE_DIR'] = {path_expr}\n"
+
+
+class _FreshInterpreter:
+    # One sample is one process; a warm-up sample would be a whole extra (cold) compilation.
+    number = 1
+    warmup_time = 0.0
+    repeat = (1, 5, 120.0)
+    timeout = 900
+
+    def setup(self):
+        self.root = tempfile.mkdtemp(prefix="fastnet-asv-numba-")
+
+    def teardown(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ImportFastnet(_FreshInterpreter):
+    """`import fastnet` alone (numpy, numba and the kernel modules)."""
+
+    def timeraw_import(self):
+        return "import fastnet", _cache_dir_setup(repr(self.root))
+
+
+class FirstNumericalGradientColdCache(_FreshInterpreter):
+    """import + first numerical gradient with an empty numba cache: includes compilation."""
+
+    def timeraw_first_numgrad(self):
+        return FIRST_GRADIENT, _cache_dir_setup(f"tempfile.mkdtemp(dir={self.root!r})")
+
+
+class FirstNumericalGradientWarmCache(_FreshInterpreter):
+    """import + first numerical gradient with numba's cache filled by an earlier process."""
+
+    def setup(self):
+        super().setup()
+        code = _cache_dir_setup(repr(self.root)) + FIRST_GRADIENT
+        subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+    def timeraw_first_numgrad(self):
+        return FIRST_GRADIENT, _cache_dir_setup(repr(self.root))

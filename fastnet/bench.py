@@ -1,0 +1,622 @@
+"""Side-by-side timings of fastnet against the NumPy reference: the engine behind `fastnet bench`.
+
+Every comparison is measured in one process, one after the other, with the same data: a warm-up
+call first (it also triggers numba compilation, so compile time never lands in a timing), then the
+median of several repetitions timed with `time.perf_counter`. A repetition loops the call enough
+times to last at least `min_time` seconds, so microsecond kernels are timed above the clock's
+resolution.
+
+The reference numerical gradient (the book's loop, about 10 s for 784-50-10) is timed on a subset of
+the parameters and extrapolated: every perturbed parameter costs the reference the same two full
+loss evaluations, so its time is (time of the subset / size of the subset) x number of parameters.
+Parameter arrays no larger than the subset are timed whole. Each result says whether its reference
+time was extrapolated and from how many parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "Comparison",
+    "BenchReport",
+    "median_time",
+    "mnist_like",
+    "dense_inputs",
+    "random_labels",
+    "parse_net",
+    "bench_kernels",
+    "bench_numerical_gradient",
+    "bench_numerical_gradient_loop",
+    "bench_blas_after_parallel",
+    "run",
+    "DEFAULT_NET",
+    "LARGE_NET",
+    "KERNELS",
+    "TARGETS",
+]
+
+DEFAULT_NET = (784, 50, 10)
+LARGE_NET = (784, 100, 10)
+LARGE_BATCH = 256
+PARAM_NAMES = ("W1", "b1", "W2", "b2")
+
+# Speed targets of issue 3, printed next to the measured numbers (never asserted).
+TARGETS = {
+    "mnist_like_speedup_min": 3000.0,
+    "dense_speedup_min": 500.0,
+    "numgrad_over_backprop_max": 6.0,
+}
+
+KERNELS = (
+    "affine_forward",
+    "affine_backward",
+    "sigmoid",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "two_layer_loss",
+    "two_layer_gradient",
+)
+
+# Fraction of exact zeros in MNIST images (pixels that are pure background).
+MNIST_ZERO_FRACTION = 0.8085
+
+
+@dataclass
+class Comparison:
+    """One row of the table: a reference time beside fastnet's, in seconds per call."""
+
+    kernel: str
+    size: str
+    dtype: str
+    reference_s: float
+    fastnet_s: float
+    reference_params: int | None = None  # parameters the reference actually perturbed
+    total_params: int | None = None  # parameters of the full gradient
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float:
+        """Reference time / fastnet time."""
+        return self.reference_s / self.fastnet_s if self.fastnet_s > 0 else math.inf
+
+    @property
+    def reference_extrapolated(self) -> bool:
+        """True when the reference time was extrapolated from a subset of the parameters."""
+        return (self.reference_params is not None and self.total_params is not None
+                and self.reference_params < self.total_params)
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON, with the derived speedup and extrapolation flag."""
+        d = asdict(self)
+        extra = d.pop("extra")
+        d["speedup"] = self.speedup
+        d["reference_extrapolated"] = self.reference_extrapolated
+        d.update(extra)
+        return d
+
+
+@dataclass
+class BenchReport:
+    """Everything one `fastnet bench` run measured, printable as a table or as JSON."""
+
+    kernels: list[Comparison]
+    numerical_gradient: list[Comparison]
+    blas_after_parallel: dict | None
+    meta: dict
+
+    def to_dict(self) -> dict:
+        """Machine-readable form (what `fastnet bench --json` prints)."""
+        return {
+            "meta": self.meta,
+            "targets": dict(TARGETS),
+            "kernels": [c.to_dict() for c in self.kernels],
+            "numerical_gradient": [c.to_dict() for c in self.numerical_gradient],
+            "blas_after_parallel": self.blas_after_parallel,
+        }
+
+    def format_table(self) -> str:
+        """The human-readable table: kernel, size, dtype, reference, fastnet, speedup, then notes."""
+        rows = self.kernels + self.numerical_gradient
+        header = ("kernel", "size", "dtype", "reference", "fastnet", "speedup")
+        body = []
+        for c in rows:
+            ref = format_seconds(c.reference_s) + (" *" if c.reference_extrapolated else "")
+            body.append((c.kernel, c.size, c.dtype, ref, format_seconds(c.fastnet_s),
+                         f"{c.speedup:,.1f}x"))
+        widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
+        right = (False, False, False, True, True, True)
+
+        def line(r):
+            return "  ".join(str(v).rjust(w) if ra else str(v).ljust(w)
+                             for v, w, ra in zip(r, widths, right)).rstrip()
+
+        out = [line(header), "  ".join("-" * w for w in widths)]
+        out += [line(r) for r in body]
+        notes = []
+        for c in rows:
+            if c.reference_extrapolated:
+                notes.append(f"* {c.kernel} {c.size}: reference time extrapolated from "
+                             f"{c.reference_params:,} of {c.total_params:,} parameters "
+                             f"(per-parameter time x {c.total_params:,}).")
+        for c in self.numerical_gradient:
+            ratio = c.extra.get("numgrad_over_backprop")
+            if ratio is not None:
+                notes.append(f"numerical gradient / backprop, {c.kernel} {c.size}: {ratio:.2f}x "
+                             f"(backprop {format_seconds(c.extra['backprop_s'])}; "
+                             f"issue 3 target <= {TARGETS['numgrad_over_backprop_max']:g}x)")
+            target = c.extra.get("speedup_target_min")
+            if target is not None:
+                notes.append(f"speedup target for {c.kernel} {c.size}: >= {target:,.0f}x "
+                             f"({'met' if c.speedup >= target else 'NOT met'})")
+        if self.blas_after_parallel:
+            b = self.blas_after_parallel
+            notes.append(f"NumPy BLAS call ({b['call']}): alone {format_seconds(b['alone_s'])}, "
+                         f"right after fastnet's parallel numerical gradient "
+                         f"{format_seconds(b['after_parallel_s'])} ({b['slowdown']:.2f}x)")
+        m = self.meta
+        notes.append(f"numba threads {m['numba_threads']} ({m['threading_layer']}), "
+                     f"{m['cpu_count']} CPUs; medians of {m['repeat']} repetitions after warm-up, "
+                     f"time.perf_counter; {m['elapsed_s']:.1f} s in all.")
+        return "\n".join(out + [""] + notes)
+
+
+def format_seconds(s: float) -> str:
+    """A duration with a readable unit (ns, us, ms, s)."""
+    if not math.isfinite(s):
+        return str(s)
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def median_time(fn, *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1) -> float:
+    """Median seconds per call of `fn()` over `repeat` repetitions, after `warmup` untimed calls."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    repeat = _check_positive_int("repeat", repeat)
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    if not isinstance(min_time, (int, float)) or not min_time >= 0:
+        raise ValueError(f"min_time must be a number >= 0, got {min_time!r}")
+    for _ in range(warmup):
+        fn()
+    # Calibrate how many calls one repetition needs to last min_time; a first run that is already
+    # long enough counts as a sample.
+    number = 1
+    samples = []
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_time or number >= 1 << 24:
+            if number == 1:
+                samples.append(dt)
+            break
+        number = max(2 * number, int(number * 1.2 * min_time / max(dt, 1e-9)))
+    while len(samples) < repeat:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return statistics.median(samples)
+
+
+def _ink_probability() -> np.ndarray:
+    """(784,) probability that each pixel of a 28x28 digit is inked, shaped like MNIST's.
+
+    A flat-topped blob (about 17 rows by 13 columns, like MNIST's size-normalised, centred digits)
+    capped at 0.72, scaled so that the mean ink rate is MNIST's (1 - MNIST_ZERO_FRACTION); the
+    outer rows and columns are practically never inked.
+    """
+    r = np.arange(28)
+    blob = (np.exp(-((r - 14.5) / 8.5) ** 4)[:, None] * np.exp(-((r - 14.0) / 6.5) ** 4)[None, :])
+    target = 1 - MNIST_ZERO_FRACTION
+    lo, hi = 0.0, 10.0
+    for _ in range(60):  # bisection on the scale: the cap makes the mean nonlinear in it
+        scale = (lo + hi) / 2
+        lo, hi = (scale, hi) if np.minimum(scale * blob, 0.72).mean() < target else (lo, scale)
+    return np.minimum(scale * blob, 0.72).reshape(-1)
+
+
+def mnist_like(n: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
+    """(n, 784) synthetic digits in [0, 1]: about 81% exact zeros, ink concentrated mid-image.
+
+    Pixels are inked independently with MNIST's per-pixel profile (see `_ink_probability`); inked
+    values are k/255 like MNIST bytes, about 40% of them near-saturated (k >= 250) as in MNIST.
+    """
+    n = _check_positive_int("n", n)
+    rng = np.random.default_rng(seed)
+    inked = rng.random((n, 784)) < _ink_probability()
+    k = np.where(rng.random((n, 784)) < 0.4, rng.integers(250, 256, size=(n, 784)),
+                 rng.integers(1, 250, size=(n, 784)))
+    return np.where(inked, k / 255.0, 0.0).astype(dtype)
+
+
+def dense_inputs(n: int, d: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
+    """(n, d) uniform random inputs in (0, 1): no zeros for the structure-aware kernel to skip."""
+    n = _check_positive_int("n", n)
+    d = _check_positive_int("d", d)
+    rng = np.random.default_rng(seed)
+    return (1.0 - rng.random((n, d))).astype(dtype)
+
+
+def random_labels(n: int, n_classes: int, *, seed: int = 0) -> np.ndarray:
+    """(n,) int64 class indices uniform in [0, n_classes)."""
+    n = _check_positive_int("n", n)
+    n_classes = _check_positive_int("n_classes", n_classes)
+    return np.random.default_rng(seed + 1).integers(0, n_classes, size=n).astype(np.int64)
+
+
+def parse_net(spec) -> tuple[int, int, int]:
+    """(input, hidden, output) sizes from 'D-H-C' text or a 3-tuple of positive ints."""
+    if isinstance(spec, str):
+        parts = spec.replace("x", "-").split("-")
+        try:
+            sizes = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"net must look like 784-50-10 (input-hidden-output), got {spec!r}")
+    else:
+        sizes = tuple(spec)
+    if len(sizes) != 3 or any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
+        raise ValueError(f"net must be three positive sizes input-hidden-output, got {spec!r}")
+    if sizes[2] < 2:
+        raise ValueError(f"net needs at least 2 output classes, got {spec!r}")
+    return tuple(int(s) for s in sizes)
+
+
+def _inputs(kind, n, d, dtype, seed=0):
+    if kind == "mnist-like":
+        if d != 784:
+            # Same ink rate, no spatial layout: a flat random mask for non-28x28 inputs.
+            rng = np.random.default_rng(seed)
+            x = np.where(rng.random((n, d)) < 1 - MNIST_ZERO_FRACTION,
+                         rng.integers(1, 256, size=(n, d)) / 255.0, 0.0)
+            return x.astype(dtype)
+        return mnist_like(n, seed=seed, dtype=dtype)
+    if kind == "dense":
+        return dense_inputs(n, d, seed=seed, dtype=dtype)
+    raise ValueError(f"data must be 'mnist-like' or 'dense', got {kind!r}")
+
+
+def _net_label(net, batch):
+    return f"{'-'.join(map(str, net))} b{batch}"
+
+
+def _kernel_cases(name, batch, dtype, net, seed=0):
+    """(size label, fastnet callable, reference callable) for one kernel at one size."""
+    import kernels
+    from fastnet import reference
+
+    d, h, c = net
+    rng = np.random.default_rng(seed)
+    x = mnist_like(batch, seed=seed, dtype=dtype) if d == 784 else _inputs("mnist-like", batch, d,
+                                                                            dtype, seed)
+    t = random_labels(batch, c, seed=seed)
+    W1 = (0.01 * rng.standard_normal((d, h))).astype(dtype)
+    b1 = (0.01 * rng.standard_normal(h)).astype(dtype)
+    W2 = (0.01 * rng.standard_normal((h, c))).astype(dtype)
+    b2 = (0.01 * rng.standard_normal(c)).astype(dtype)
+    a1 = rng.standard_normal((batch, h)).astype(dtype)
+    a2 = rng.standard_normal((batch, c)).astype(dtype)
+    dout = rng.standard_normal((batch, h)).astype(dtype)
+    if name == "affine_forward":
+        return (f"({batch},{d})@({d},{h})",
+                lambda: kernels.affine_forward(x, W1, b1),
+                lambda: reference.affine_forward(x, W1, b1))
+    if name == "affine_backward":
+        return (f"({batch},{d})@({d},{h})",
+                lambda: kernels.affine_backward(x, W1, dout),
+                lambda: reference.affine_backward(x, W1, dout))
+    if name == "sigmoid":
+        return (f"({batch},{h})", lambda: kernels.sigmoid(a1), lambda: reference.sigmoid(a1))
+    if name == "softmax_cross_entropy":
+        return (f"({batch},{c})",
+                lambda: kernels.softmax_cross_entropy(a2, t),
+                lambda: reference.softmax_cross_entropy(a2, t))
+    if name == "softmax_cross_entropy_grad":
+        return (f"({batch},{c})",
+                lambda: kernels.softmax_cross_entropy_grad(a2, t),
+                lambda: reference.softmax_cross_entropy_grad(a2, t))
+    ref_net = reference.TwoLayerNet.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2})
+    if name == "two_layer_loss":
+        return (_net_label(net, batch),
+                lambda: kernels.two_layer_loss(x, t, W1, b1, W2, b2),
+                lambda: ref_net.loss(x, t))
+    if name == "two_layer_gradient":
+        return (_net_label(net, batch),
+                lambda: kernels.two_layer_gradient(x, t, W1, b1, W2, b2),
+                lambda: ref_net.gradient(x, t))
+    raise ValueError(f"unknown kernel {name!r}; expected one of {', '.join(KERNELS)}")
+
+
+def bench_kernels(batch_sizes=(1, 10, 100, 1000), dtypes=("float64", "float32"), *,
+                  kernels=KERNELS, net=DEFAULT_NET, repeat=5, min_time=0.01,
+                  progress=None) -> list[Comparison]:
+    """Each compiled kernel beside its NumPy reference twin, for every batch size and dtype."""
+    net = parse_net(net)
+    batch_sizes = [_check_positive_int("batch size", b) for b in batch_sizes]
+    dtypes = [_dtype_name(dt) for dt in dtypes]
+    for k in kernels:
+        if k not in KERNELS:
+            raise ValueError(f"unknown kernel {k!r}; expected one of {', '.join(KERNELS)}")
+    rows = []
+    for name in kernels:
+        if progress:
+            progress(f"kernel {name}")
+        for dtype in dtypes:
+            for batch in batch_sizes:
+                size, fast, ref = _kernel_cases(name, batch, np.dtype(dtype), net)
+                fast_s = median_time(fast, repeat=repeat, min_time=min_time)
+                ref_s = median_time(ref, repeat=repeat, min_time=min_time)
+                rows.append(Comparison(name, size, dtype, ref_s, fast_s))
+    return rows
+
+
+def _dtype_name(dt) -> str:
+    try:
+        dt = np.dtype(dt)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dt!r}")
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt.name
+
+
+def _settle(seconds: float = 0.25) -> None:
+    """Idle briefly so worker threads left spinning by a parallel kernel (numba's OpenMP pool) go to
+    sleep and do not slow the reference timing that follows."""
+    time.sleep(seconds)
+
+
+def _subset_indices(size, subset):
+    """Flat indices spread evenly over an array of `size` entries (all of them if size <= subset)."""
+    if size <= subset:
+        return np.arange(size)
+    return np.unique(np.linspace(0, size - 1, subset).round().astype(np.intp))
+
+
+def reference_numerical_gradient_time(ref_net, x, t, *, subset=200, h=1e-4, repeat=3):
+    """(extrapolated seconds, parameters timed, total parameters) of the book's full numerical gradient.
+
+    Each parameter array is timed on `subset` entries spread over it (whole when smaller) and its
+    time scaled by size / entries timed.
+    """
+    from fastnet import reference
+
+    subset = _check_positive_int("subset", subset)
+    total_s, timed, total = 0.0, 0, 0
+
+    def loss_W(W):
+        return ref_net.loss(x, t)
+
+    for key in PARAM_NAMES:
+        p = ref_net.params[key]
+        idx = _subset_indices(p.size, subset)
+        s = median_time(lambda: reference.numerical_gradient(loss_W, p, h=h, indices=idx),
+                        repeat=repeat, min_time=0.0, warmup=0)
+        total_s += s * p.size / idx.size
+        timed += idx.size
+        total += p.size
+    return total_s, timed, total
+
+
+def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", dtype="float64",
+                             subset=200, repeat=5, h=1e-4, seed=0) -> Comparison:
+    """Full numerical gradient: fastnet's structure-aware kernel beside the book's loop, plus backprop.
+
+    The reference time is extrapolated from `subset` entries per parameter array (see module doc).
+    The row's extra fields hold fastnet's backprop time and numerical-gradient / backprop ratio.
+    """
+    import fastnet
+    from fastnet import reference
+
+    net = parse_net(net)
+    batch = _check_positive_int("batch", batch)
+    dtype = _dtype_name(dtype)
+    x = _inputs(data, batch, net[0], np.dtype(dtype), seed)
+    t = random_labels(batch, net[2], seed=seed)
+    fnet = fastnet.TwoLayerNet(*net, seed=seed, dtype=np.dtype(dtype))
+    ref_net = reference.TwoLayerNet.from_params(fnet.params)
+    _settle()
+    ref_s, timed, total = reference_numerical_gradient_time(ref_net, x, t, subset=subset, h=h,
+                                                           repeat=repeat)
+    fast_s = median_time(lambda: fnet.numerical_gradient(x, t, h=h), repeat=repeat, min_time=0.02)
+    backprop_s = median_time(lambda: fnet.gradient(x, t), repeat=repeat, min_time=0.02)
+    extra = {
+        "net": "-".join(map(str, net)),
+        "batch": batch,
+        "data": data,
+        "zero_fraction": float(np.mean(x == 0)),
+        "backprop_s": backprop_s,
+        "numgrad_over_backprop": fast_s / backprop_s,
+    }
+    if dtype == "float64" and net == DEFAULT_NET and batch == 100:
+        extra["speedup_target_min"] = (TARGETS["mnist_like_speedup_min"] if data == "mnist-like"
+                                       else TARGETS["dense_speedup_min"])
+    return Comparison(f"numerical_gradient ({data})", _net_label(net, batch), dtype, ref_s, fast_s,
+                      reference_params=timed, total_params=total, extra=extra)
+
+
+def _w2_loss_jit():
+    """An @njit scalar loss of W2 alone (other parameters as extra arguments), compiled on first use."""
+    import numba
+    import kernels
+
+    @numba.njit
+    def w2_loss(W2, x, t, W1, b1, b2):
+        return kernels.two_layer_loss(x, t, W1, b1, W2, b2)
+
+    return w2_loss
+
+
+def bench_numerical_gradient_loop(net=DEFAULT_NET, batch=100, *, dtype="float64", repeat=5,
+                                  h=1e-4, seed=0) -> Comparison:
+    """Generic compiled loop `fastnet.numerical_gradient(njit_f, W2, args=...)` beside the book's loop on W2."""
+    import fastnet
+    from fastnet import reference
+
+    net = parse_net(net)
+    batch = _check_positive_int("batch", batch)
+    dtype = np.dtype(_dtype_name(dtype))
+    x = _inputs("mnist-like", batch, net[0], dtype, seed)
+    t = random_labels(batch, net[2], seed=seed)
+    fnet = fastnet.TwoLayerNet(*net, seed=seed, dtype=dtype)
+    W1, b1, W2, b2 = (np.ascontiguousarray(fnet.params[k]) for k in PARAM_NAMES)
+    ref_net = reference.TwoLayerNet.from_params(fnet.params, delta=0.0)
+    f = _w2_loss_jit()
+    args = (x, t, W1, b1, b2)
+    W2_ref = ref_net.params["W2"]
+
+    def loss_W(W):
+        return ref_net.loss(x, t)
+
+    _settle()
+    ref_s = median_time(lambda: reference.numerical_gradient(loss_W, W2_ref, h=h),
+                        repeat=repeat, min_time=0.0, warmup=0)
+    fast_s = median_time(lambda: fastnet.numerical_gradient(f, W2, h=h, args=args),
+                         repeat=repeat, min_time=0.02)
+    return Comparison("numerical_gradient loop (W2)", _net_label(net, batch), dtype.name, ref_s,
+                      fast_s, reference_params=W2.size, total_params=W2.size,
+                      extra={"net": "-".join(map(str, net)), "batch": batch, "data": "mnist-like",
+                             "parameter": "W2"})
+
+
+def bench_blas_after_parallel(net=DEFAULT_NET, batch=100, *, repeat=21, seed=0) -> dict:
+    """Seconds of one NumPy BLAS call (the reference forward pass) alone and right after fastnet's
+    parallel numerical gradient: spinning OpenMP/BLAS threads show up as a slowdown > 1."""
+    import fastnet
+    from fastnet import reference
+
+    net = parse_net(net)
+    repeat = _check_positive_int("repeat", repeat)
+    x = _inputs("mnist-like", batch, net[0], np.float64, seed)
+    t = random_labels(batch, net[2], seed=seed)
+    fnet = fastnet.TwoLayerNet(*net, seed=seed)
+    ref_net = reference.TwoLayerNet.from_params(fnet.params)
+
+    def blas():
+        return ref_net.predict(x)
+
+    def one_call_after(before):
+        before()
+        t0 = time.perf_counter()
+        blas()
+        return time.perf_counter() - t0
+
+    def numgrad():
+        fnet.numerical_gradient(x, t)
+
+    numgrad()
+    blas()
+    _settle()
+    alone = statistics.median(one_call_after(blas) for _ in range(repeat))
+    after = statistics.median(one_call_after(numgrad) for _ in range(repeat))
+    return {
+        "call": f"reference predict {_net_label(net, batch)}",
+        "alone_s": alone,
+        "after_parallel_s": after,
+        "slowdown": after / alone,
+        "repeat": repeat,
+    }
+
+
+def _threading_layer() -> str:
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        return "not initialised"
+
+
+def run(*, quick=False, threads=None, batch_sizes=None, dtypes=None, net=None, batch=None,
+        subset=None, repeat=None, progress=None) -> BenchReport:
+    """Time every kernel and the numerical gradients against the reference; returns a BenchReport.
+
+    quick: fewer sizes, repetitions and reference parameters (under a minute here). `net`/`batch`
+    set the network and batch of the numerical-gradient rows (default 784-50-10, batch 100); the
+    full run adds 784-100-10 at batch 256 when the default net is used.
+    """
+    import numba
+
+    import fastnet
+    from fastnet._version import __version__
+
+    if threads is not None:
+        threads = _check_positive_int("threads", threads)
+    default_net = net is None
+    net = parse_net(DEFAULT_NET if net is None else net)
+    batch = _check_positive_int("batch", 100 if batch is None else batch)
+    if batch_sizes is None:
+        batch_sizes = (10, 1000) if quick else (1, 10, 100, 1000)
+    batch_sizes = tuple(_check_positive_int("batch size", b) for b in batch_sizes)
+    if not batch_sizes:
+        raise ValueError("batch_sizes must not be empty")
+    if dtypes is None:
+        dtypes = ("float64", "float32")
+    dtypes = tuple(_dtype_name(dt) for dt in dtypes)
+    if not dtypes:
+        raise ValueError("dtypes must not be empty")
+    subset = _check_positive_int("subset", (100 if quick else 400) if subset is None else subset)
+    repeat = _check_positive_int("repeat", (3 if quick else 7) if repeat is None else repeat)
+    say = progress or (lambda msg: None)
+
+    start = time.perf_counter()
+    with fastnet.num_threads(threads):
+        kernel_rows = bench_kernels(batch_sizes, dtypes, net=net, repeat=repeat,
+                                    min_time=0.005 if quick else 0.02, progress=say)
+        say(f"numerical gradient {_net_label(net, batch)} (mnist-like, dense)")
+        ng_rows = [bench_numerical_gradient(net, batch, data="mnist-like", subset=subset,
+                                            repeat=repeat),
+                   bench_numerical_gradient(net, batch, data="dense", subset=subset,
+                                            repeat=repeat)]
+        if "float32" in dtypes:
+            ng_rows.append(bench_numerical_gradient(net, batch, data="mnist-like", dtype="float32",
+                                                    subset=subset, repeat=repeat))
+        if default_net and not quick:
+            say(f"numerical gradient {_net_label(LARGE_NET, LARGE_BATCH)}")
+            ng_rows.append(bench_numerical_gradient(LARGE_NET, LARGE_BATCH, data="mnist-like",
+                                                    subset=subset, repeat=repeat))
+        say("generic compiled loop on W2")
+        ng_rows.append(bench_numerical_gradient_loop(net, batch, repeat=repeat))
+        say("NumPy BLAS call after the parallel kernel")
+        blas = bench_blas_after_parallel(net, batch, repeat=11 if quick else 31)
+        meta = {
+            "fastnet_version": __version__,
+            "numpy_version": np.__version__,
+            "numba_version": numba.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "numba_threads": numba.get_num_threads(),
+            "threading_layer": _threading_layer(),
+            "quick": bool(quick),
+            "repeat": repeat,
+            "subset": subset,
+            "timer": "time.perf_counter; median of repetitions after a warm-up call",
+        }
+    meta["elapsed_s"] = time.perf_counter() - start
+    return BenchReport(kernel_rows, ng_rows, blas, meta)
+
+
+def _stderr_progress(msg: str) -> None:
+    print(f"fastnet bench: {msg}", file=sys.stderr, flush=True)

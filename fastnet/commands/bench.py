@@ -1,0 +1,81 @@
+"""`fastnet bench`: time fastnet against the NumPy reference in one run and print a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "Time fastnet's kernels and numerical gradients against the NumPy reference, side by side."
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    values = tuple(_positive_int(p) for p in text.split(",") if p.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _dtype_list(text: str) -> tuple[str, ...]:
+    values = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [v for v in values if v not in ("float32", "float64")]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of float32/float64, got {text!r}")
+    return values
+
+
+def _net(text: str) -> tuple[int, int, int]:
+    from fastnet.bench import parse_net
+
+    try:
+        return parse_net(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer sizes, repetitions and reference parameters (about a minute)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the results as JSON instead of a table")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="numba threads for fastnet's kernels (default: numba's setting)")
+    parser.add_argument("--repeat", type=_positive_int, default=None, metavar="R",
+                        help="repetitions per timing; the median is reported (default 7, quick 3)")
+    parser.add_argument("--subset", type=_positive_int, default=None, metavar="K",
+                        help="entries per parameter array the reference numerical gradient is "
+                             "timed on before extrapolating (default 400, quick 100)")
+    parser.add_argument("--sizes", type=_int_list, default=None, metavar="LIST",
+                        help="batch sizes for the kernel rows, e.g. 1,10,100,1000")
+    parser.add_argument("--dtypes", type=_dtype_list, default=None, metavar="LIST",
+                        help="float32,float64 (default both)")
+    parser.add_argument("--net", type=_net, default=None, metavar="D-H-C",
+                        help="network for every row (default 784-50-10; the full run also times "
+                             "784-100-10 at batch 256)")
+    parser.add_argument("--batch", type=_positive_int, default=None, metavar="N",
+                        help="batch of the numerical-gradient rows (default 100)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fastnet import bench
+
+    report = bench.run(quick=args.quick, threads=args.threads, batch_sizes=args.sizes,
+                       dtypes=args.dtypes, net=args.net, batch=args.batch, subset=args.subset,
+                       repeat=args.repeat, progress=bench._stderr_progress)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(report.format_table())
+    return 0

@@ -1,0 +1,259 @@
+"""Tests of the benchmark tooling: `fastnet.bench`, `fastnet bench`, and the asv suite's discovery.
+
+Nothing here asserts a speed: the tests check structure, bookkeeping (which parameters were timed,
+what was extrapolated) and argument validation, on tiny sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastnet import bench
+from fastnet.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A tiny net with MNIST's 10 classes (the compiled kernels are shared with the rest of the suite).
+TINY = ["--net", "20-8-10", "--batch", "8", "--sizes", "2", "--dtypes", "float64",
+        "--subset", "5", "--repeat", "1"]
+TINY_PARAMS = 20 * 8 + 8 + 8 * 10 + 10
+TINY_TIMED = 5 + 5 + 5 + 5  # 5 spread entries of each array (b2 has 10 entries, so also 5)
+
+
+def test_median_time_calls_warmup_then_repetitions():
+    calls = []
+    s = bench.median_time(lambda: calls.append(1), repeat=4, min_time=0.0, warmup=2)
+    assert s >= 0 and math.isfinite(s)
+    assert len(calls) >= 2 + 4
+
+
+def test_median_time_loops_short_calls_up_to_min_time():
+    calls = []
+    bench.median_time(lambda: calls.append(1), repeat=1, min_time=0.002, warmup=0)
+    assert len(calls) > 10  # a no-op lasts far less than 2 ms: one repetition loops it
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    ({"repeat": 0}, ValueError),
+    ({"repeat": 1.5}, TypeError),
+    ({"warmup": -1}, ValueError),
+    ({"min_time": -1.0}, ValueError),
+])
+def test_median_time_rejects_bad_arguments(kwargs, exc):
+    calls = []
+    with pytest.raises(exc):
+        bench.median_time(lambda: calls.append(1), **kwargs)
+    assert calls == []  # rejected before any call
+
+
+def test_median_time_rejects_non_callable():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        bench.median_time(42)
+
+
+def test_mnist_like_has_mnist_statistics():
+    x = bench.mnist_like(2000, seed=3)
+    assert x.shape == (2000, 784) and x.dtype == np.float64
+    assert 0.79 <= np.mean(x == 0) <= 0.83
+    assert x.min() == 0.0 and x.max() <= 1.0
+    nz = x[x != 0]
+    assert np.allclose(nz * 255, np.round(nz * 255))  # k/255 like MNIST bytes
+    img = x.reshape(-1, 28, 28)
+    # ink concentrates mid-image: the border is almost blank, the centre often inked
+    assert np.mean(img[:, 0, :] != 0) < 0.02
+    assert np.mean(img[:, 12:16, 12:16] != 0) > 0.4
+    np.testing.assert_array_equal(x, bench.mnist_like(2000, seed=3))
+    assert bench.mnist_like(3, dtype=np.float32).dtype == np.float32
+
+
+def test_mnist_like_matches_real_mnist_ink_profile():
+    mnist = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    if not mnist.exists():
+        pytest.skip(f"real MNIST test images not found at {mnist}")
+    import gzip
+
+    real = np.frombuffer(gzip.open(mnist).read(), dtype=np.uint8, offset=16).reshape(-1, 784)
+    fake = bench.mnist_like(10000, seed=1)
+    assert abs(np.mean(fake == 0) - np.mean(real == 0)) < 0.005
+    p_real, p_fake = np.mean(real != 0, axis=0), np.mean(fake != 0, axis=0)
+    assert np.corrcoef(p_real, p_fake)[0, 1] > 0.9  # same spatial layout of ink
+    assert np.abs(p_real - p_fake).mean() < 0.08
+    blank = p_real < 0.001  # pixels MNIST (almost) never inks stay (almost) blank
+    assert blank.sum() > 100 and p_fake[blank].max() < 0.02
+
+
+def test_data_builders_validate():
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        bench.mnist_like(0)
+    with pytest.raises(TypeError, match="n must be an int"):
+        bench.dense_inputs(2.0, 3)
+    with pytest.raises(ValueError, match="n_classes"):
+        bench.random_labels(5, 0)
+    x = bench.dense_inputs(50, 7)
+    assert x.shape == (50, 7) and np.all(x > 0) and np.all(x <= 1)
+    t = bench.random_labels(100, 10)
+    assert t.dtype == np.int64 and t.min() >= 0 and t.max() < 10
+
+
+@pytest.mark.parametrize("spec", ["784-50", "a-b-c", "784-0-10", "784-50-1", (1, 2)])
+def test_parse_net_rejects_bad_specs(spec):
+    with pytest.raises(ValueError, match="net"):
+        bench.parse_net(spec)
+
+
+def test_parse_net_accepts_text_and_tuples():
+    assert bench.parse_net("784-50-10") == (784, 50, 10)
+    assert bench.parse_net((20, 8, 10)) == (20, 8, 10)
+
+
+def test_reference_time_is_extrapolated_per_array():
+    from fastnet import reference
+
+    net = reference.TwoLayerNet(20, 8, 3, seed=0)
+    x = bench.mnist_like(4)[:, :20]
+    t = bench.random_labels(4, 3)
+    seconds, timed, total = bench.reference_numerical_gradient_time(net, x, t, subset=6,
+                                                                    repeat=1)
+    # W1 (160) and b1 (8) and W2 (24): 6 spread entries each; b2 (3): whole
+    assert (timed, total) == (6 + 6 + 6 + 3, 160 + 8 + 24 + 3)
+    assert seconds > 0
+    before = {k: v.copy() for k, v in net.params.items()}
+    bench.reference_numerical_gradient_time(net, x, t, subset=2, repeat=1)
+    for k in before:  # the reference loop restored every entry it perturbed
+        np.testing.assert_array_equal(net.params[k], before[k])
+
+
+def test_comparison_speedup_and_extrapolation_flag():
+    c = bench.Comparison("k", "s", "float64", reference_s=2.0, fastnet_s=0.5,
+                         reference_params=10, total_params=100)
+    assert c.speedup == 4.0 and c.reference_extrapolated
+    d = c.to_dict()
+    assert d["speedup"] == 4.0 and d["reference_extrapolated"] is True
+    whole = bench.Comparison("k", "s", "float64", 1.0, 1.0, reference_params=5, total_params=5)
+    assert not whole.reference_extrapolated
+    assert not bench.Comparison("k", "s", "float64", 1.0, 1.0).reference_extrapolated
+
+
+def test_run_rejects_bad_arguments_before_timing():
+    with pytest.raises(ValueError, match="threads"):
+        bench.run(threads=0)
+    with pytest.raises(ValueError, match="dtype"):
+        bench.run(dtypes=("float16",))
+    with pytest.raises(ValueError, match="net"):
+        bench.run(net="3-4")
+
+
+@pytest.fixture(scope="module")
+def tiny_json():
+    """`fastnet bench --quick --json` on a tiny net, parsed."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--quick", "--json", *TINY]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_bench_json_structure(tiny_json):
+    data = tiny_json
+    assert data["meta"]["quick"] is True
+    assert data["meta"]["numba_threads"] >= 1
+    kernels = {row["kernel"] for row in data["kernels"]}
+    assert kernels == set(bench.KERNELS)
+    for row in data["kernels"]:
+        assert row["dtype"] == "float64"
+        assert row["reference_s"] > 0 and row["fastnet_s"] > 0
+        assert row["speedup"] == pytest.approx(row["reference_s"] / row["fastnet_s"])
+        assert row["reference_extrapolated"] is False
+
+
+def test_bench_json_numerical_gradient_rows(tiny_json):
+    rows = tiny_json["numerical_gradient"]
+    by_data = {r["data"]: r for r in rows if r["kernel"].startswith("numerical_gradient (")}
+    assert set(by_data) == {"mnist-like", "dense"}
+    for data, row in by_data.items():
+        assert row["net"] == "20-8-10" and row["batch"] == 8
+        assert row["reference_extrapolated"] is True
+        assert row["reference_params"] == TINY_TIMED
+        assert row["total_params"] == TINY_PARAMS
+        assert row["speedup"] == pytest.approx(row["reference_s"] / row["fastnet_s"])
+        assert row["numgrad_over_backprop"] == pytest.approx(row["fastnet_s"] / row["backprop_s"])
+    assert by_data["dense"]["zero_fraction"] == 0.0
+    assert by_data["mnist-like"]["zero_fraction"] > 0.5
+    loop = [r for r in rows if r["kernel"].startswith("numerical_gradient loop")]
+    assert len(loop) == 1
+    assert loop[0]["reference_extrapolated"] is False and loop[0]["total_params"] == 8 * 10
+    blas = tiny_json["blas_after_parallel"]
+    assert blas["alone_s"] > 0 and blas["after_parallel_s"] > 0
+    assert blas["slowdown"] == pytest.approx(blas["after_parallel_s"] / blas["alone_s"])
+
+
+def _canned_report():
+    return bench.BenchReport(
+        kernels=[bench.Comparison("sigmoid", "(10,50)", "float64", 2e-6, 1e-6)],
+        numerical_gradient=[bench.Comparison(
+            "numerical_gradient (mnist-like)", "784-50-10 b100", "float64", 9.5, 0.0015,
+            reference_params=460, total_params=39760,
+            extra={"backprop_s": 0.0003, "numgrad_over_backprop": 5.0,
+                   "speedup_target_min": 3000.0})],
+        blas_after_parallel={"call": "reference predict", "alone_s": 1e-4,
+                             "after_parallel_s": 2e-4, "slowdown": 2.0, "repeat": 3},
+        meta={"numba_threads": 2, "threading_layer": "omp", "cpu_count": 2, "repeat": 3,
+              "elapsed_s": 1.0})
+
+
+def test_bench_table_states_extrapolation():
+    text = _canned_report().format_table()
+    lines = text.splitlines()
+    assert lines[0].split() == ["kernel", "size", "dtype", "reference", "fastnet", "speedup"]
+    assert "9.5 s *" in text
+    assert "reference time extrapolated from 460 of 39,760 parameters" in text
+    assert "6,333.3x" in text
+    assert "(met)" in text and "5.00x" in text and "2.00x" in text
+
+
+def test_bench_cli_prints_table_and_passes_options(monkeypatch, capsys):
+    seen = {}
+
+    def fake_run(**kwargs):
+        seen.update(kwargs)
+        return _canned_report()
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    assert main(["bench", "--quick", "--threads", "1", "--sizes", "1,10", "--net", "30-5-10"]) == 0
+    out = capsys.readouterr().out
+    assert out == _canned_report().format_table() + "\n"
+    assert seen["quick"] is True and seen["threads"] == 1
+    assert seen["batch_sizes"] == (1, 10) and seen["net"] == (30, 5, 10)
+    assert seen["dtypes"] is None and seen["subset"] is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["--threads", "0"], ["--net", "784-50"], ["--dtypes", "float16"], ["--sizes", "0,1"],
+    ["--repeat", "x"],
+])
+def test_bench_cli_rejects_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *argv])
+    assert exc.value.code == 2
+    assert f"argument {argv[0]}" in capsys.readouterr().err  # names the bad option
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="asv needs git")
+def test_asv_check_discovers_every_benchmark():
+    """`asv check --python=same` imports the suite and validates every benchmark's attributes."""
+    pytest.importorskip("asv")
+    proc = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out, out
