@@ -131,6 +131,25 @@ def test_reference_time_is_extrapolated_per_array():
         np.testing.assert_array_equal(net.params[k], before[k])
 
 
+def test_reference_per_parameter_time_covers_every_entry_in_chunks():
+    p = np.arange(12.0).reshape(3, 4)
+    before = p.copy()
+    seen = []
+
+    def f(W):
+        seen.append(W.copy())
+        return float(W.sum())
+
+    s = bench.reference_per_parameter_seconds(f, p, np.array([0, 5, 6, 7, 11]), repeat=2, chunk=2)
+    assert s > 0
+    assert len(seen) == 2 * 5 * 2  # two evaluations per entry, every entry, each round
+    perturbed = {int(np.flatnonzero(W != before)[0]) for W in seen}
+    assert perturbed == {0, 5, 6, 7, 11}
+    np.testing.assert_array_equal(p, before)
+    with pytest.raises(ValueError, match="chunk"):
+        bench.reference_per_parameter_seconds(f, p, [0], chunk=0)
+
+
 def test_comparison_speedup_and_extrapolation_flag():
     c = bench.Comparison("k", "s", "float64", reference_s=2.0, fastnet_s=0.5,
                          reference_params=10, total_params=100)
@@ -204,7 +223,7 @@ def _canned_report():
             "numerical_gradient (mnist-like)", "784-50-10 b100", "float64", 9.5, 0.0015,
             reference_params=460, total_params=39760,
             extra={"backprop_s": 0.0003, "numgrad_over_backprop": 5.0,
-                   "speedup_target_min": 3000.0})],
+                   "speedup_target_min": 3000.0, "numgrad_over_backprop_target_max": 6.0})],
         blas_after_parallel={"call": "reference predict", "alone_s": 1e-4,
                              "after_parallel_s": 2e-4, "slowdown": 2.0, "repeat": 3},
         meta={"numba_threads": 2, "threading_layer": "omp", "cpu_count": 2, "repeat": 3,
@@ -218,7 +237,10 @@ def test_bench_table_states_extrapolation():
     assert "9.5 s *" in text
     assert "reference time extrapolated from 460 of 39,760 parameters" in text
     assert "6,333.3x" in text
-    assert "(met)" in text and "5.00x" in text and "2.00x" in text
+    assert "numerical gradient / backprop, numerical_gradient (mnist-like) 784-50-10 b100 " \
+           "float64: 5.00x (backprop 300 us); issue 3 target <= 6x (met)" in text
+    assert "issue 3 target >= 3,000x (met)" in text
+    assert "2.00x" in text
 
 
 def test_bench_cli_prints_table_and_passes_options(monkeypatch, capsys):
