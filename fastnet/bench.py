@@ -173,9 +173,14 @@ class BenchReport:
         blas = m.get("blas")
         blas_text = ""
         if isinstance(blas, list) and blas:
-            blas_text = ", NumPy BLAS " + ", ".join(
-                f"{b.get('internal_api')} {b.get('num_threads')} threads" for b in blas
-                if b.get("user_api") == "blas")
+            parts = []
+            for b in blas:
+                if b.get("user_api") != "blas":
+                    continue
+                n = b.get("num_threads")
+                owner = f" ({b['package']})" if b.get("package") else ""
+                parts.append(f"{b.get('internal_api')}{owner} {n} thread{'' if n == 1 else 's'}")
+            blas_text = ", BLAS " + ", ".join(parts) if parts else ""
         notes.append(f"numba threads {m['numba_threads']} ({m['threading_layer']}){blas_text}, "
                      f"{m['cpu_count']} CPUs; medians of {m['repeat']} repetitions after warm-up, "
                      f"time.perf_counter; {m['elapsed_s']:.1f} s in all.")
@@ -596,8 +601,15 @@ def _blas_info() -> list | dict:
     except ImportError:
         keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
         return {k: os.environ.get(k) for k in keys}
-    return [{k: d.get(k) for k in ("user_api", "internal_api", "num_threads", "version")}
-            for d in threadpool_info()]
+    info = []
+    for d in threadpool_info():
+        path = str(d.get("filepath", ""))
+        owner = next((name for name in ("numpy", "scipy") if f"{name}.libs" in path
+                      or f"{name}/" in path), None)
+        info.append({"user_api": d.get("user_api"), "internal_api": d.get("internal_api"),
+                     "num_threads": d.get("num_threads"), "version": d.get("version"),
+                     "package": owner})
+    return info
 
 
 def run(*, quick=False, threads=None, batch_sizes=None, dtypes=None, net=None, batch=None,

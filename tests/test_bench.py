@@ -227,7 +227,10 @@ def _canned_report():
         blas_after_parallel={"call": "reference predict", "alone_s": 1e-4,
                              "after_parallel_s": 2e-4, "slowdown": 2.0, "repeat": 3},
         meta={"numba_threads": 2, "threading_layer": "omp", "cpu_count": 2, "repeat": 3,
-              "elapsed_s": 1.0})
+              "elapsed_s": 1.0,
+              "blas": [{"user_api": "blas", "internal_api": "openblas", "num_threads": 1,
+                        "package": "numpy"},
+                       {"user_api": "openmp", "internal_api": "openmp", "num_threads": 2}]})
 
 
 def test_bench_table_states_extrapolation():
@@ -241,6 +244,7 @@ def test_bench_table_states_extrapolation():
            "float64: 5.00x (backprop 300 us); issue 3 target <= 6x (met)" in text
     assert "issue 3 target >= 3,000x (met)" in text
     assert "2.00x" in text
+    assert "numba threads 2 (omp), BLAS openblas (numpy) 1 thread, 2 CPUs" in text
 
 
 def test_bench_cli_prints_table_and_passes_options(monkeypatch, capsys):
