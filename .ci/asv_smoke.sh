@@ -3,7 +3,7 @@
 #   1. `asv check --python=same`: every benchmark is discovered and its attributes are valid;
 #   2. `asv run --python=same --quick --dry-run` on a few benchmarks (one of each kind: time, track,
 #      peakmem, timeraw, and the kernel/reference twins), nothing saved.
-# asv exits 0 even when a benchmark raises, so its output is scanned for failures too.
+# Fails when a benchmark raises: on asv's exit status, and on its output (some asv versions exit 0).
 # Usage: .ci/asv_smoke.sh [python]   (default: python on PATH; ASV_SMOKE_BENCH overrides the regex)
 set -euo pipefail
 
