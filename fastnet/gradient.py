@@ -52,22 +52,34 @@ def numerical_gradient(f, x, h=None, method="central", *, args=(), threads=None)
 def _compiled(f, x, h, code, method, args, threads):
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"an @njit f needs x of dtype float32 or float64, got {x.dtype}")
-    xc = np.ascontiguousarray(x)
+    # A private writable copy: the kernels never write x, and a read-only x would cost numba a
+    # separate compilation.
+    xc = np.array(x, order="C", copy=True)
+    if code == kernels.COMPLEX:
+        xc = xc.astype(np.complex64 if x.dtype == np.float32 else np.complex128)
     out = np.empty(x.shape, dtype=x.dtype)
+    failed = np.zeros(x.size, dtype=np.uint8)
     step = x.dtype.type(h)
+
+    def run(serial):
+        if code == kernels.COMPLEX:
+            loop = kernels.complex_step_loop_serial if serial else kernels.complex_step_loop
+            loop(f, xc, step, args, out, failed)
+        else:
+            loop = kernels.numerical_gradient_loop_serial if serial else kernels.numerical_gradient_loop
+            loop(f, xc, step, code, args, out, failed)
+
     try:
-        with num_threads(threads):
-            if code == kernels.COMPLEX:
-                ctype = np.complex64 if x.dtype == np.float32 else np.complex128
-                kernels.complex_step_loop(f, xc.astype(ctype), step, args, out)
-            else:
-                kernels.numerical_gradient_loop(f, xc, step, code, args, out)
-    except SystemError as exc:
-        # numba reports an exception raised by f inside a parallel region as a SystemError
-        # whose cause is f's own exception: surface that one.
-        if exc.__cause__ is not None:
-            raise exc.__cause__ from None
-        raise
+        with num_threads(threads) as n_threads:
+            # One thread: the serial loop, through which f's exceptions propagate unchanged.
+            run(serial=n_threads == 1)
+        if failed.any():
+            # f raised inside the parallel loop, where numba cannot pass the exception on: run the
+            # serial loop, which raises it (f's own type and message) if f raises again.
+            run(serial=True)
+            raise RuntimeError(f"f raised inside the parallel loop at entry "
+                               f"{int(np.flatnonzero(failed)[0])} of x, but not when the loop was "
+                               "repeated on one thread (does f keep state between calls?)")
     except numba_errors.TypingError as exc:
         if code == kernels.COMPLEX:
             what = f"a complex array x (method={method!r} needs f to accept complex input)"

@@ -63,7 +63,10 @@ def check_inputs(x, input_size, dtype, name="x"):
         raise ValueError(f"{name} is an empty batch (shape {arr.shape}); need at least one row")
     if arr.shape[1] != input_size:
         raise ValueError(f"{name} must have {input_size} columns (input_size), got shape {arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # overflow in the cast is reported just below, as an error
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not out.flags.writeable:
+        out = out.copy()  # kernels never write x, but numba compiles read-only arrays separately
     if not np.isfinite(out).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
         if np.isfinite(arr).all():

@@ -5,6 +5,8 @@ Kernels assume valid input (shapes agree, one float dtype, labels in range, fini
 its float inputs.
 """
 
+import numba
+
 from kernels.activation import sigmoid, sigmoid_grad
 from kernels.affine import affine_backward, affine_forward
 from kernels.numgrad import (
@@ -13,12 +15,18 @@ from kernels.numgrad import (
     COMPLEX,
     FORWARD,
     complex_step_loop,
+    complex_step_loop_serial,
     numerical_gradient_loop,
+    numerical_gradient_loop_serial,
     two_layer_complex_step,
     two_layer_numerical_gradient,
 )
 from kernels.softmax import softmax, softmax_cross_entropy, softmax_cross_entropy_grad
 from kernels.twolayer import two_layer_gradient, two_layer_loss, two_layer_predict
+
+# Start numba's thread pool now: a parallel kernel loaded from the on-disk cache as the very first
+# parallel call of a process has crashed in numba before the pool existed.
+numba.get_num_threads()
 
 __all__ = [
     "BACKWARD",
@@ -28,7 +36,9 @@ __all__ = [
     "affine_backward",
     "affine_forward",
     "complex_step_loop",
+    "complex_step_loop_serial",
     "numerical_gradient_loop",
+    "numerical_gradient_loop_serial",
     "sigmoid",
     "sigmoid_grad",
     "softmax",
@@ -38,4 +48,5 @@ __all__ = [
     "two_layer_gradient",
     "two_layer_loss",
     "two_layer_numerical_gradient",
+    "two_layer_predict",
 ]

@@ -26,6 +26,9 @@ def jit(func=None, *, parallel=False, cache=True):
     cache those, and would warn on every new function.
     """
     def wrap(f):
-        return numba.njit(cache=cache, fastmath=set(FASTMATH), parallel=parallel)(f)
+        # error_model="numpy": x / 0 gives inf or nan as in NumPy instead of raising, and the
+        # division-by-zero branch no longer blocks vectorisation of the hot loops.
+        return numba.njit(cache=cache, fastmath=set(FASTMATH), parallel=parallel,
+                          error_model="numpy")(f)
 
     return wrap if func is None else wrap(func)

@@ -143,11 +143,10 @@ def _cached_forward(x, t, W1, b1, W2, b2):
         s = dt.type(0)
         for k in range(c):
             s += np.exp(a2[k] - m)
-        lse = m + np.log(s)
         tr = t[r]
         rest = dt.type(0)
         for k in range(c):
-            p[r, k] = np.exp(a2[k] - lse)
+            p[r, k] = np.exp(a2[k] - m) / s
             if k != tr:
                 rest += p[r, k]
         q[r] = rest  # 1 - p[t] without the cancellation when p[t] is close to 1
@@ -195,7 +194,9 @@ def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, out):
     # |dz| <= |d| / 4 (sigmoid is 1/4-Lipschitz), so |d| * span / 4 bounds every argument of expm1.
     # Below SMALL / 2 the degree-5 class moments are exact to rounding and
     # |sum_k p_k expm1(v_k)| <= expm1(SMALL / 2) < SMALL keeps log1p_small in range too.
-    d_poly = dt.type(2 * SMALL) / _weight_span(W2T)
+    span = _weight_span(W2T)
+    # span == 0 (one class, or constant rows of W2): no perturbation of a hidden unit moves the loss
+    d_poly = dt.type(2 * SMALL) / span if span > 0 else dt.type(np.inf)
     # exp(-d) and exp(d) must be finite and non-zero for the cached-exp form of sigmoid(a + d).
     d_cached = dt.type(64)
     small = dt.type(SMALL)
@@ -410,48 +411,92 @@ def two_layer_complex_step(x, t, W1, b1, W2, b2, h):
     return _assemble(hidden, output, one / (h * dt.type(n)))
 
 
-@jit(parallel=True, cache=False)
-def numerical_gradient_loop(f, x, h, method, args, out):
-    """out[p] = finite difference of the scalar f(x, *args) in entry p of x (any shape), for all p.
+@jit(cache=False)
+def _apply(f, buf, args):
+    return f(buf, *args)
+
+
+@jit(cache=False)
+def _guarded(f, buf, args, zero):
+    """(f(buf, *args), True), or (zero, False) if f raised.
+
+    numba cannot carry an exception out of a parallel region reliably (with several threads it may
+    return uninitialised values instead), so the parallel loops catch here and report the entry.
+    """
+    value = zero
+    ok = True
+    try:
+        value = _apply(f, buf, args)
+    except Exception:  # noqa: BLE001 - the caller re-raises f's own exception, see fastnet.gradient
+        ok = False
+    return value, ok
+
+
+@jit(cache=False)
+def _direct(f, buf, args, zero):
+    """(f(buf, *args), True): in a serial loop f's exceptions propagate as they are."""
+    return _apply(f, buf, args), True
+
+
+def _difference_loop(call, parallel):
+    """The finite-difference loop, compiled with `call` (_guarded or _direct) around f."""
+    def loop(f, x, h, method, args, out, failed):
+        n = x.size
+        dt = out.dtype
+        one = dt.type(1)
+        zero = dt.type(0)
+        scale = one / ((one + one) * h) if method == CENTRAL else one / h
+        chunks = max(1, min(get_num_threads(), n)) if parallel else 1
+        res = out.reshape(n)
+        for c in prange(chunks):
+            buf = x.copy()
+            flat = buf.reshape(n)
+            for p in range(c, n, chunks):
+                old = flat[p]
+                # forward: (f(x + h) - f(x)) / h; backward: (f(x) - f(x - h)) / h; central: over 2h
+                flat[p] = old + h if method != BACKWARD else old
+                fp, ok_p = call(f, buf, args, zero)
+                flat[p] = old - h if method != FORWARD else old
+                fm, ok_m = call(f, buf, args, zero)
+                flat[p] = old
+                res[p] = (fp - fm) * scale
+                failed[p] = 0 if ok_p and ok_m else 1
+
+    loop.__doc__ = """out[p] = finite difference of the scalar f(x, *args) in entry p of x (any shape).
 
     Each thread perturbs its own copy of x, so x itself is never written and entries are
     independent (identical results for any thread count); f must be an @njit function.
+    failed[p] = 1 where f raised (parallel version; the serial one lets the exception through).
     """
-    n = x.size
-    dt = out.dtype
-    one = dt.type(1)
-    wp, wm = _direction_weights(method, one)
-    scale = one / ((one + one) * h) if method == CENTRAL else one / h
-    chunks = max(1, min(get_num_threads(), n))
-    res = out.reshape(n)
-    for c in prange(chunks):
-        buf = x.copy()
-        flat = buf.reshape(n)
-        for p in range(c, n, chunks):
-            old = flat[p]
-            flat[p] = old + h
-            fp = f(buf, *args) if wp != 0 else dt.type(0)
-            flat[p] = old - h
-            fm = f(buf, *args) if wm != 0 else dt.type(0)
-            flat[p] = old
-            if method == FORWARD:
-                fm = f(buf, *args)
-            elif method == BACKWARD:
-                fp = f(buf, *args)
-            res[p] = (fp - fm) * scale
+    return jit(loop, parallel=parallel, cache=False)
 
 
-@jit(parallel=True, cache=False)
-def complex_step_loop(f, xc, h, args, out):
-    """out[p] = Im f(x + i h e_p, *args) / h for every entry p; xc is x as a complex array."""
-    n = xc.size
-    res = out.reshape(n)
-    chunks = max(1, min(get_num_threads(), n))
-    for c in prange(chunks):
-        buf = xc.copy()
-        flat = buf.reshape(n)
-        for p in range(c, n, chunks):
-            old = flat[p]
-            flat[p] = old + 1j * h
-            res[p] = f(buf, *args).imag / h
-            flat[p] = old
+def _complex_loop(call, parallel):
+    """The complex-step loop, compiled with `call` (_guarded or _direct) around f."""
+    def loop(f, xc, h, args, out, failed):
+        n = xc.size
+        res = out.reshape(n)
+        zero = xc.dtype.type(0)
+        chunks = max(1, min(get_num_threads(), n)) if parallel else 1
+        for c in prange(chunks):
+            buf = xc.copy()
+            flat = buf.reshape(n)
+            for p in range(c, n, chunks):
+                old = flat[p]
+                flat[p] = old + 1j * h
+                value, ok = call(f, buf, args, zero)
+                res[p] = value.imag / h
+                failed[p] = 0 if ok else 1
+                flat[p] = old
+
+    loop.__doc__ = """out[p] = Im f(x + i h e_p, *args) / h for every entry p; xc is x as a complex array.
+
+    failed[p] = 1 where f raised (parallel version; the serial one lets the exception through).
+    """
+    return jit(loop, parallel=parallel, cache=False)
+
+
+numerical_gradient_loop = _difference_loop(_guarded, parallel=True)
+numerical_gradient_loop_serial = _difference_loop(_direct, parallel=False)
+complex_step_loop = _complex_loop(_guarded, parallel=True)
+complex_step_loop_serial = _complex_loop(_direct, parallel=False)

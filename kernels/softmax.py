@@ -8,8 +8,12 @@ from kernels._jit import jit
 
 
 @jit
-def row_logsumexp(a, r):
-    """log(sum(exp(a[r]))) with the max shift: finite for logits of any finite size."""
+def row_max_sumexp(a, r):
+    """(m, s) for row r: m = max(a[r]) and s = sum(exp(a[r] - m)) in [1, C].
+
+    logsumexp(a[r]) = m + log(s), but callers keep the two apart: for logits near 1e4, m + log(s)
+    rounds to a multiple of ulp(1e4) and that error would scale every probability alike.
+    """
     c = a.shape[1]
     m = a[r, 0]
     for k in range(1, c):
@@ -18,19 +22,32 @@ def row_logsumexp(a, r):
     s = a.dtype.type(0)
     for k in range(c):
         s += np.exp(a[r, k] - m)
-    return m + np.log(s)
+    return m, s
+
+
+@jit
+def softmax_rows(a):
+    """Row-wise softmax of a (N, C) in place: exp(a - max) / sum, as the book writes it."""
+    n, c = a.shape
+    for r in range(n):
+        m, s = row_max_sumexp(a, r)
+        for k in range(c):
+            a[r, k] = np.exp(a[r, k] - m) / s
 
 
 @jit
 def softmax(a):
     """Row-wise softmax of logits a (N, C) -> (N, C)."""
-    n, c = a.shape
-    p = np.empty_like(a)
-    for r in range(n):
-        lse = row_logsumexp(a, r)
-        for k in range(c):
-            p[r, k] = np.exp(a[r, k] - lse)
+    p = a.copy()
+    softmax_rows(p)
     return p
+
+
+@jit
+def row_cross_entropy(a, r, label):
+    """logsumexp(a[r]) - a[r, label] as (max - a[r, label]) + log(sum exp(a[r] - max))."""
+    m, s = row_max_sumexp(a, r)
+    return (m - a[r, label]) + np.log(s)
 
 
 @jit
@@ -39,7 +56,7 @@ def softmax_cross_entropy(a, t):
     n = a.shape[0]
     total = a.dtype.type(0)
     for r in range(n):
-        total += row_logsumexp(a, r) - a[r, t[r]]
+        total += row_cross_entropy(a, r, t[r])
     return total / a.dtype.type(n)
 
 

@@ -173,12 +173,7 @@ def test_njit_f_raising_on_call_100_single_thread():
     assert_unchanged({"x": x}, before)
 
 
-@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=pytest.mark.xfail(
-    strict=True, reason=(
-        "numba does not propagate an exception raised by f inside the prange of "
-        "kernels.numerical_gradient_loop when more than one thread runs (numba issue #9673): "
-        "with threads=2 numerical_gradient(raises_at_entry_3, x) returns uninitialised values "
-        "(e.g. 4.7e-310 at entry 3) instead of raising ZeroDivisionError")))])
+@pytest.mark.parametrize("threads", [1, 2])
 def test_njit_f_raising_for_a_perturbed_entry_propagates(threads):
     if threads > max_threads():
         pytest.skip("numba has only 1 thread here")

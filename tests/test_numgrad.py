@@ -397,13 +397,6 @@ def test_large_steps_and_weights_match_the_book_loop(mnist_batch, h, weights):
 
 # -- odd shapes -----------------------------------------------------------------------------
 
-ZERO_SPAN_BUG = pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason=(
-    "kernels.numgrad._hidden_block divides 2 * SMALL by _weight_span(W2T), which is 0 when every "
-    "row of W2 is constant across classes (one class, weight_init_std=0, constant W2): "
-    "finite-difference numerical_gradient raises ZeroDivisionError"))
-
-
-@ZERO_SPAN_BUG
 @pytest.mark.parametrize("case", ["zero init", "constant W2 rows", "one class"])
 def test_w2_with_constant_rows(case):
     rng = np.random.default_rng(6)
@@ -431,8 +424,6 @@ def test_w2_with_constant_rows(case):
 def test_odd_shapes(sizes, n, method, request):
     rng = np.random.default_rng(n + sum(sizes))
     d, hid, c = sizes
-    if c == 1 and method != "complex":
-        request.applymarker(ZERO_SPAN_BUG)
     net = fastnet.TwoLayerNet(d, hid, c, weight_init_std=0.7, seed=2)
     x = mnist_like(rng, n, d)
     if d == 1:
