@@ -421,7 +421,7 @@ def test_w2_with_constant_rows(case):
     ((1, 1, 1), 1),
 ])
 @pytest.mark.parametrize("method", ["central", "forward", "backward", "complex"])
-def test_odd_shapes(sizes, n, method, request):
+def test_odd_shapes(sizes, n, method):
     rng = np.random.default_rng(n + sum(sizes))
     d, hid, c = sizes
     net = fastnet.TwoLayerNet(d, hid, c, weight_init_std=0.7, seed=2)
