@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
 import fastnet
+
+# NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (for coverage; see tests/test_nojit.py).
+# Tests that inspect numba's compiled objects, or rely on compiled arithmetic raising no NumPy
+# floating-point errors, only make sense with the JIT on.
+needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT,
+                               reason="inspects numba's compiled code (NUMBA_DISABLE_JIT=1)")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_MNIST_PATH = REPO_ROOT.parent / "shared" / "data" / "mnist"

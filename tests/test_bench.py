@@ -283,3 +283,14 @@ def test_asv_check_discovers_every_benchmark():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Traceback" not in out, out
+
+
+@pytest.mark.skipif(shutil.which("git") is None or shutil.which("bash") is None,
+                    reason="the asv smoke script needs git and bash")
+def test_asv_smoke_runs_a_few_benchmarks():
+    """.ci/asv_smoke.sh: asv check, then a quick dry run of one benchmark of each kind; fails on any error."""
+    pytest.importorskip("asv")
+    proc = subprocess.run(["bash", str(ROOT / ".ci" / "asv_smoke.sh"), sys.executable], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
