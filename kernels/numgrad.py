@@ -22,8 +22,10 @@ M_m = sum_k p_k w_k^m / m! of the logit offsets w_k = W2[j, k] - W2[j, t], the s
 sum_k p_k expm1(dz w_k) is the polynomial dz (M_1 + dz (M_2 + ... )), the same series regrouped,
 so each (sample, input, hidden unit) costs a few fused multiply-adds instead of C exponentials.
 A block whose arguments could leave the guarded range (large h, large weights) takes libm's
-expm1/log1p per class instead. Parallel over parameters (columns of W1, outputs of W2); every
-entry is summed by one thread in a fixed order, so results do not depend on the thread count.
+expm1/log1p per class instead. The hidden block, nearly all of the work, is parallel over
+the columns of W1; every entry is summed by one thread in a fixed order, so results do not depend
+on the thread count. The other steps are serial: waking numba's workers (which sleep between
+regions, see `_jit`) costs more than those steps take at MNIST sizes.
 """
 
 from __future__ import annotations
@@ -52,14 +54,14 @@ def _direction_weights(method, one):
     return one, -one
 
 
-@jit(parallel=True)
+@jit
 def _input_columns(x):
     """x transposed with an extra all-ones row (the b1 "input"), and the non-zeros per row of that."""
     n, d = x.shape
     xT = np.empty((d + 1, n), dtype=x.dtype)
     counts = np.zeros(d + 1, dtype=np.int64)
     one = x.dtype.type(1)
-    for i in prange(d + 1):
+    for i in range(d + 1):
         if i == d:
             for r in range(n):
                 xT[d, r] = one
@@ -101,9 +103,9 @@ def _stable_sigmoid(v, one):
     return s if v >= 0 else e * s
 
 
-@jit(parallel=True)
+@jit
 def _cached_forward(x, t, W1, b1, W2, b2):
-    """Everything the perturbations reuse, row-parallel.
+    """Everything the perturbations reuse.
 
     a1, z, zc = 1 - z and E = exp(-a1) (N, H); softmax p (N, C); q = 1 - p[t] (N,); W2 transposed
     (C, H); and the class moments M[n, m - 1, j] = sum_k p[n, k] w^m / m! of the logit offsets
@@ -126,7 +128,7 @@ def _cached_forward(x, t, W1, b1, W2, b2):
     c3 = c2 / (one + one + one)
     c4 = c3 / (one + one + one + one)
     c5 = c4 / (one + one + one + one + one)
-    for r in prange(n):
+    for r in range(n):
         hidden_row(x, r, W1, b1, a1, z, zc)
         for j in range(hid):
             E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be
@@ -244,7 +246,7 @@ def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, out):
             out[col, j] = g[j]
 
 
-@jit(parallel=True)
+@jit
 def _output_block(z, t, p, q, h, wp, wm, out):
     """Sums of weighted per-sample loss changes for out[k, j] (W2[j, k]) and out[k, H] (b2[k])."""
     n, hid = z.shape
@@ -252,7 +254,7 @@ def _output_block(z, t, p, q, h, wp, wm, out):
     one = z.dtype.type(1)
     # |coef * expm1(+-u)| <= expm1(h) for |u| <= h, since z is in [0, 1]
     fast = h <= z.dtype.type(SMALL / 2)
-    for k in prange(c):
+    for k in range(c):
         g = np.zeros(hid + 1, dtype=z.dtype)
         for r in range(n):
             if k == t[r]:
@@ -321,14 +323,14 @@ def _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, out):
             out[col, j] = g[j]
 
 
-@jit(parallel=True)
+@jit
 def _output_block_complex(z, t, p, q, h, out):
     """Im of the per-sample loss at logit k + i u, summed, for W2[:, k] and b2[k] (complex step)."""
     n, hid = z.shape
     c = p.shape[1]
     one = z.dtype.type(1)
     two = one + one
-    for k in prange(c):
+    for k in range(c):
         g = np.zeros(hid + 1, dtype=z.dtype)
         for r in range(n):
             if k == t[r]:
