@@ -12,19 +12,26 @@ from kernels._jit import jit
 
 
 @jit
+def affine_row(x, r, W, b, out):
+    """out[r] = x[r] @ W + b, adding only the rows of W where x[r] is non-zero."""
+    d = x.shape[1]
+    h = W.shape[1]
+    for j in range(h):
+        out[r, j] = b[j]
+    for i in range(d):
+        xv = x[r, i]
+        if xv != 0:
+            for j in range(h):
+                out[r, j] += xv * W[i, j]
+
+
+@jit
 def affine_forward(x, W, b):
     """out = x @ W + b: x (N, D), W (D, H), b (H,) -> (N, H)."""
-    n, d = x.shape
-    h = W.shape[1]
-    out = np.empty((n, h), dtype=W.dtype)
+    n = x.shape[0]
+    out = np.empty((n, W.shape[1]), dtype=W.dtype)
     for r in range(n):
-        for j in range(h):
-            out[r, j] = b[j]
-        for i in range(d):
-            xv = x[r, i]
-            if xv != 0:
-                for j in range(h):
-                    out[r, j] += xv * W[i, j]
+        affine_row(x, r, W, b, out)
     return out
 
 

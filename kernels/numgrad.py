@@ -372,25 +372,32 @@ def _assemble(hidden, output, scale):
 
 
 @jit
+def _setup(x, t, W1, b1, W2, b2):
+    """The forward cache, x by columns in a balanced order, and the two blocks' output arrays."""
+    d = x.shape[1]
+    hid = W1.shape[1]
+    cache = _cached_forward(x, t, W1, b1, W2, b2)
+    xT, counts = _input_columns(x)
+    hidden = np.empty((d + 1, hid), dtype=W1.dtype)
+    output = np.empty((W2.shape[1], hid + 1), dtype=W1.dtype)
+    return cache, xT, _balanced_order(counts), hidden, output
+
+
+@jit
 def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
     """Finite-difference gradient (gW1, gb1, gW2, gb2) of the mean cross-entropy, shapes of the params.
 
     x (N, D), t (N,) int labels, params of one float dtype; h > 0 of that dtype; method CENTRAL
     ((L(+h) - L(-h)) / 2h), FORWARD ((L(+h) - L) / h) or BACKWARD ((L - L(-h)) / h) for every parameter.
     """
-    n, d = x.shape
     dt = W1.dtype
     one = dt.type(1)
-    a1, z, zc, E, p, q, M, W2T = _cached_forward(x, t, W1, b1, W2, b2)
-    xT, counts = _input_columns(x)
-    order = _balanced_order(counts)
-    hidden = np.empty((d + 1, W1.shape[1]), dtype=dt)
-    output = np.empty((W2.shape[1], W1.shape[1] + 1), dtype=dt)
+    (a1, z, zc, E, p, q, M, W2T), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
     wp, wm = _direction_weights(method, one)
     _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, hidden)
     _output_block(z, t, p, q, h, wp, wm, output)
     steps = one + one if method == CENTRAL else one
-    return _assemble(hidden, output, one / (steps * h * dt.type(n)))
+    return _assemble(hidden, output, one / (steps * h * dt.type(x.shape[0])))
 
 
 @jit
@@ -400,17 +407,12 @@ def two_layer_complex_step(x, t, W1, b1, W2, b2, h):
     Exact to rounding for any small h (there is no subtraction); shapes and dtypes as in
     two_layer_numerical_gradient. Separate from it so that neither compiles the other's blocks.
     """
-    n, d = x.shape
     dt = W1.dtype
     one = dt.type(1)
-    a1, z, zc, E, p, q, M, W2T = _cached_forward(x, t, W1, b1, W2, b2)
-    xT, counts = _input_columns(x)
-    order = _balanced_order(counts)
-    hidden = np.empty((d + 1, W1.shape[1]), dtype=dt)
-    output = np.empty((W2.shape[1], W1.shape[1] + 1), dtype=dt)
+    (a1, z, zc, E, p, q, M, W2T), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
     _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, hidden)
     _output_block_complex(z, t, p, q, h, output)
-    return _assemble(hidden, output, one / (h * dt.type(n)))
+    return _assemble(hidden, output, one / (h * dt.type(x.shape[0])))
 
 
 @jit(cache=False)

@@ -9,22 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._jit import jit
-from kernels.softmax import row_cross_entropy, row_max_sumexp, softmax_rows
+from kernels.affine import affine_row
+from kernels.softmax import row_max_sumexp, softmax_cross_entropy, softmax_rows
 
 
 @jit
 def hidden_row(x, r, W1, b1, a1, z, zc):
     """Row r of a1 = x @ W1 + b1 (skipping zeros of x), z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1)."""
-    d = x.shape[1]
     h = W1.shape[1]
     one = W1.dtype.type(1)
-    for j in range(h):
-        a1[r, j] = b1[j]
-    for i in range(d):
-        xv = x[r, i]
-        if xv != 0:
-            for j in range(h):
-                a1[r, j] += xv * W1[i, j]
+    affine_row(x, r, W1, b1, a1)
     for j in range(h):
         v = a1[r, j]
         e = np.exp(-abs(v))
@@ -80,12 +74,7 @@ def two_layer_predict(x, W1, b1, W2, b2):
 def two_layer_loss(x, t, W1, b1, W2, b2):
     """Exact mean softmax cross-entropy of the two-layer net on (x, t), a scalar of the params dtype."""
     _, z, _ = hidden_forward(x, W1, b1)
-    a2 = output_forward(z, W2, b2)
-    n = a2.shape[0]
-    total = W2.dtype.type(0)
-    for r in range(n):
-        total += row_cross_entropy(a2, r, t[r])
-    return total / W2.dtype.type(n)
+    return softmax_cross_entropy(output_forward(z, W2, b2), t)
 
 
 @jit
