@@ -6,17 +6,9 @@ import argparse
 import json
 import sys
 
+from fastnet.commands.argtypes import positive_int as _positive_int
+
 HELP = "Time fastnet's kernels and numerical gradients against the NumPy reference, side by side."
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _int_list(text: str) -> tuple[int, ...]:
