@@ -45,6 +45,10 @@ def numerical_gradient(f, x, h=None, method="central", *, args=(), threads=None)
         raise TypeError(f"args must be a tuple, got {type(args).__name__}")
     _check_x(x)
     if is_jitted(f):
+        if x.ndim == 0:
+            # One entry: nothing to parallelise, and the compiled loop needs an axis to iterate.
+            # An @njit f reads its argument, so a private copy keeps x unwritten as promised.
+            return _python(f, np.array(x, copy=True), h, code, args)
         return _compiled(f, x, h, code, method, args, threads)
     return _python(f, x, h, code, args)
 

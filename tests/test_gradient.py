@@ -280,3 +280,18 @@ def test_identical_for_one_and_two_threads(method):
     assert one.tobytes() == two.tobytes() == three.tobytes()
     h = 1e-20 if method == "complex" else 1e-4
     np.testing.assert_allclose(one, _analytic_cube(x, h, method), rtol=0, atol=1e-7)
+
+
+@numba.njit
+def cube_np_sum(x):
+    return np.sum(x * x * x)  # numba makes x * x * x of a 0-d array a scalar, without .sum()
+
+
+def test_zero_dimensional_x():
+    x = np.array(2.0)
+    before = snapshot({"x": x})
+    for f in (cube_np_sum, py_cube_sum):
+        for method in ("central", "complex"):
+            g = fastnet.numerical_gradient(f, x, method=method)
+            assert g.shape == () and abs(float(g) - 12.0) <= 1e-6
+    assert_unchanged({"x": x}, before)
