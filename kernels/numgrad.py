@@ -35,7 +35,8 @@ from numba import get_num_threads, prange
 
 from kernels._jit import jit
 from kernels.smallmath import SMALL, expm1_small, log1p_small
-from kernels.twolayer import hidden_row
+from kernels.softmax import row_max_sumexp
+from kernels.twolayer import hidden_row, output_forward
 
 CENTRAL = 0
 FORWARD = 1
@@ -60,19 +61,17 @@ def _input_columns(x):
     n, d = x.shape
     xT = np.empty((d + 1, n), dtype=x.dtype)
     counts = np.zeros(d + 1, dtype=np.int64)
+    for i in range(d):
+        c = 0
+        for r in range(n):
+            v = x[r, i]
+            xT[i, r] = v
+            c += v != 0
+        counts[i] = c
     one = x.dtype.type(1)
-    for i in range(d + 1):
-        if i == d:
-            for r in range(n):
-                xT[d, r] = one
-            counts[d] = n
-        else:
-            c = 0
-            for r in range(n):
-                v = x[r, i]
-                xT[i, r] = v
-                c += v != 0
-            counts[i] = c
+    for r in range(n):
+        xT[d, r] = one
+    counts[d] = n
     return xT, counts
 
 
@@ -132,23 +131,13 @@ def _cached_forward(x, t, W1, b1, W2, b2):
         hidden_row(x, r, W1, b1, a1, z, zc)
         for j in range(hid):
             E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be
-        a2 = np.empty(c, dtype=dt)
-        for k in range(c):
-            a2[k] = b2[k]
-        for j in range(hid):
-            zv = z[r, j]
-            for k in range(c):
-                a2[k] += zv * W2[j, k]
-        m = a2[0]
-        for k in range(1, c):
-            m = max(m, a2[k])
-        s = dt.type(0)
-        for k in range(c):
-            s += np.exp(a2[k] - m)
+    a2 = output_forward(z, W2, b2)
+    for r in range(n):
+        m, s = row_max_sumexp(a2, r)
         tr = t[r]
         rest = dt.type(0)
         for k in range(c):
-            p[r, k] = np.exp(a2[k] - m) / s
+            p[r, k] = np.exp(a2[r, k] - m) / s
             if k != tr:
                 rest += p[r, k]
         q[r] = rest  # 1 - p[t] without the cancellation when p[t] is close to 1
