@@ -29,6 +29,12 @@ class ParamCheck:
     max_rel: float
     mean_abs: float
 
+    def __getitem__(self, key):
+        """check["W1"]["max_rel"] reads like the dict from GradientCheck.as_dict()."""
+        if key not in ("max_abs", "max_rel", "mean_abs"):
+            raise KeyError(key)
+        return getattr(self, key)
+
 
 @dataclass(frozen=True)
 class GradientCheck:

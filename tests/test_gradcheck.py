@@ -153,3 +153,14 @@ def test_step_study_rejects_bad_arguments(small_net, bad):
     net, x, t = small_net
     with pytest.raises(ValueError):
         fastnet.step_study(net, x, t, **bad)
+
+
+def test_rows_read_like_the_dict(small_net):
+    net, x, t = small_net
+    check = fastnet.gradient_check(net, x, t)
+    as_dict = check.as_dict()
+    for name in ("W1", "b1", "W2", "b2"):
+        for key in ("max_abs", "max_rel", "mean_abs"):
+            assert check[name][key] == as_dict[name][key] == getattr(check[name], key)
+    with pytest.raises(KeyError):
+        check["W1"]["nope"]
