@@ -103,6 +103,81 @@ def _stable_sigmoid(v, one):
 
 
 @jit
+def _sigmoid_step(a, d, one):
+    """sigmoid(a + d) - sigmoid(a) for any finite a and d, without cancellation or overflow.
+
+    For d >= 0 it is -expm1(-d) sigmoid(-a) sigmoid(a + d); for d < 0 the mirror image
+    expm1(d) sigmoid(a) sigmoid(-(a + d)). Each expm1 factor lies in (-1, 1).
+    """
+    if d >= 0:
+        return -np.expm1(-d) * _stable_sigmoid(-a, one) * _stable_sigmoid(a + d, one)
+    return np.expm1(d) * _stable_sigmoid(a, one) * _stable_sigmoid(-(a + d), one)
+
+
+@jit
+def _lse_shifted(B, r, shift, skip, other):
+    """log(sum_k exp(B[r, k] + shift_k)) with shift_k = `shift` for k != skip and `other` for k == skip.
+
+    skip = -1 shifts every logit by `shift` (pass 0 to get the unperturbed lse). Stable for any size.
+    """
+    c = B.shape[1]
+    m = B[r, 0] + (other if skip == 0 else shift)
+    for k in range(1, c):
+        m = max(m, B[r, k] + (other if skip == k else shift))
+    s = B.dtype.type(0)
+    for k in range(c):
+        s += np.exp(B[r, k] + (other if skip == k else shift) - m)
+    return m + np.log(s)
+
+
+@jit
+def _hidden_loss_change(p, B, L0, r, tr, W2T, j, dz):
+    """Per-sample loss change when hidden unit j moves by dz (any size): lse(B + dz w) - lse(B).
+
+    w_k = W2[j, k] - W2[j, t]. While every |dz w_k| <= 1 it is log1p(sum_k p_k expm1(dz w_k)),
+    exact for small changes (1 + the sum stays above e^-1, so log1p sees no cancellation);
+    beyond that the log-sum-exp of the moved logits, which neither overflows nor depends on
+    probabilities that may have underflowed.
+    """
+    c = p.shape[1]
+    one = W2T.dtype.type(1)
+    vmax = W2T.dtype.type(0)
+    for k in range(c):
+        vmax = max(vmax, abs(dz * (W2T[k, j] - W2T[tr, j])))
+    if vmax <= one:
+        s = W2T.dtype.type(0)
+        for k in range(c):
+            if k != tr:
+                s += p[r, k] * np.expm1(dz * (W2T[k, j] - W2T[tr, j]))
+        return np.log1p(s)
+    m = B[r, 0] + dz * (W2T[0, j] - W2T[tr, j])
+    for k in range(1, c):
+        m = max(m, B[r, k] + dz * (W2T[k, j] - W2T[tr, j]))
+    s = W2T.dtype.type(0)
+    for k in range(c):
+        s += np.exp(B[r, k] + dz * (W2T[k, j] - W2T[tr, j]) - m)
+    return (m + np.log(s)) - L0[r]
+
+
+@jit
+def _output_loss_change(B, L0, r, k, tr, coef, u):
+    """Per-sample loss change when logit k moves by u (any size); coef = p_k, or 1 - p_t if k == t.
+
+    log1p(coef expm1(+-u)) while |u| <= 1 (exact for small moves); beyond that the log-sum-exp
+    of the moved logits relative to the label's (the label's own move shifts all the others).
+    """
+    one = B.dtype.type(1)
+    zero = B.dtype.type(0)
+    if k == tr:
+        if abs(u) <= one:
+            return np.log1p(coef * np.expm1(-u))
+        return _lse_shifted(B, r, -u, tr, zero) - L0[r]
+    if abs(u) <= one:
+        return np.log1p(coef * np.expm1(u))
+    return _lse_shifted(B, r, zero, k, u) - L0[r]
+
+
+@jit
 def _cached_forward(x, t, W1, b1, W2, b2):
     """Everything the perturbations reuse.
 
@@ -115,6 +190,7 @@ def _cached_forward(x, t, W1, b1, W2, b2):
     c = W2.shape[1]
     dt = W1.dtype
     one = dt.type(1)
+    zero = dt.type(0)
     a1 = np.empty((n, hid), dtype=dt)
     z = np.empty((n, hid), dtype=dt)
     zc = np.empty((n, hid), dtype=dt)
@@ -122,6 +198,8 @@ def _cached_forward(x, t, W1, b1, W2, b2):
     p = np.empty((n, c), dtype=dt)
     q = np.empty(n, dtype=dt)
     M = np.zeros((n, 5, hid), dtype=dt)
+    B = np.empty((n, c), dtype=dt)
+    L0 = np.empty(n, dtype=dt)
     W2T = np.ascontiguousarray(W2.T)
     c2 = one / (one + one)
     c3 = c2 / (one + one + one)
@@ -142,6 +220,9 @@ def _cached_forward(x, t, W1, b1, W2, b2):
                 rest += p[r, k]
         q[r] = rest  # 1 - p[t] without the cancellation when p[t] is close to 1
         for k in range(c):
+            B[r, k] = a2[r, k] - a2[r, tr]
+        L0[r] = _lse_shifted(B, r, zero, -1, zero)
+        for k in range(c):
             if k == tr:
                 continue
             pk = p[r, k]
@@ -156,7 +237,7 @@ def _cached_forward(x, t, W1, b1, W2, b2):
                 M[r, 2, j] += t3 * c3
                 M[r, 3, j] += t4 * c4
                 M[r, 4, j] += t4 * w * c5
-    return a1, z, zc, E, p, q, M, W2T
+    return a1, z, zc, E, p, q, M, W2T, B, L0
 
 
 @jit
@@ -175,7 +256,7 @@ def _weight_span(W2T):
 
 
 @jit(parallel=True)
-def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, out):
+def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
     """out[i, j] = sum over samples of wp * dL(+h) + wm * dL(-h) for W1[i, j] (i < D) and b1[j] (i = D)."""
     n = xT.shape[1]
     hid = E.shape[1]
@@ -220,23 +301,16 @@ def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, out):
             else:
                 tr = t[r]
                 for j in range(hid):
-                    zcj = zc[r, j]
-                    dp = cp * zcj * _stable_sigmoid(a1[r, j] + d, one)
-                    dm = cm * zcj * _stable_sigmoid(a1[r, j] - d, one)
-                    sp = dt.type(0)
-                    sm = dt.type(0)
-                    for k in range(c):
-                        if k != tr:
-                            w = W2T[k, j] - W2T[tr, j]
-                            sp += p[r, k] * np.expm1(dp * w)
-                            sm += p[r, k] * np.expm1(dm * w)
-                    g[j] += wp * np.log1p(sp) + wm * np.log1p(sm)
+                    dp = _sigmoid_step(a1[r, j], d, one)
+                    dm = _sigmoid_step(a1[r, j], -d, one)
+                    g[j] += (wp * _hidden_loss_change(p, B, L0, r, tr, W2T, j, dp)
+                             + wm * _hidden_loss_change(p, B, L0, r, tr, W2T, j, dm))
         for j in range(hid):
             out[col, j] = g[j]
 
 
 @jit
-def _output_block(z, t, p, q, h, wp, wm, out):
+def _output_block(z, t, p, q, B, L0, h, wp, wm, out):
     """Sums of weighted per-sample loss changes for out[k, j] (W2[j, k]) and out[k, H] (b2[k])."""
     n, hid = z.shape
     c = p.shape[1]
@@ -259,8 +333,9 @@ def _output_block(z, t, p, q, h, wp, wm, out):
                              + wm * log1p_small(coef * expm1_small(-u, one), one))
             else:
                 for j in range(hid + 1):
-                    u = sign * h * (z[r, j] if j < hid else one)
-                    g[j] += wp * np.log1p(coef * np.expm1(u)) + wm * np.log1p(coef * np.expm1(-u))
+                    u = h * (z[r, j] if j < hid else one)
+                    g[j] += (wp * _output_loss_change(B, L0, r, k, t[r], coef, u)
+                             + wm * _output_loss_change(B, L0, r, k, t[r], coef, -u))
         for j in range(hid + 1):
             out[k, j] = g[j]
 
@@ -381,10 +456,10 @@ def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
     """
     dt = W1.dtype
     one = dt.type(1)
-    (a1, z, zc, E, p, q, M, W2T), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
+    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
     wp, wm = _direction_weights(method, one)
-    _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, h, wp, wm, hidden)
-    _output_block(z, t, p, q, h, wp, wm, output)
+    _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, hidden)
+    _output_block(z, t, p, q, B, L0, h, wp, wm, output)
     steps = one + one if method == CENTRAL else one
     return _assemble(hidden, output, one / (steps * h * dt.type(x.shape[0])))
 
@@ -398,7 +473,7 @@ def two_layer_complex_step(x, t, W1, b1, W2, b2, h):
     """
     dt = W1.dtype
     one = dt.type(1)
-    (a1, z, zc, E, p, q, M, W2T), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
+    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
     _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, hidden)
     _output_block_complex(z, t, p, q, h, output)
     return _assemble(hidden, output, one / (h * dt.type(x.shape[0])))

@@ -441,3 +441,48 @@ def test_odd_shapes(sizes, n, method):
         assert np.abs(got[key].ravel()[idx] - want).max() <= 1e-9, key
     if c == 1:  # the loss is identically 0
         assert all((g == 0).all() for g in got.values())
+
+
+# The fused loss as a function of one parameter array, the others passed through.
+@numba.njit
+def _loss_w1(theta, x, t, W1, b1, W2, b2):
+    return kernels.two_layer_loss(x, t, theta, b1, W2, b2)
+
+
+@numba.njit
+def _loss_b1(theta, x, t, W1, b1, W2, b2):
+    return kernels.two_layer_loss(x, t, W1, theta, W2, b2)
+
+
+@numba.njit
+def _loss_w2(theta, x, t, W1, b1, W2, b2):
+    return kernels.two_layer_loss(x, t, W1, b1, theta, b2)
+
+
+@numba.njit
+def _loss_b2(theta, x, t, W1, b1, W2, b2):
+    return kernels.two_layer_loss(x, t, W1, b1, W2, theta)
+
+
+@pytest.mark.parametrize("w2_scale", [1.0, 30.0])
+@pytest.mark.parametrize("h", [1.0, 30.0, 1e3, 1e6])
+def test_huge_steps_and_logits_match_whole_loss_differences(h, w2_scale):
+    """Steps far beyond any expm1/exp range and logits in the hundreds: finite and exact.
+
+    At such steps the whole-loss difference (the fused, log-sum-exp-stable loss evaluated at
+    theta +- h, compiled) has a rounding error far below the tolerance, so it is the yardstick.
+    Probabilities underflow to 0 here, so the kernel must work from the logits.
+    """
+    rng = np.random.default_rng(0)
+    x = mnist_like(rng, 9, 12)
+    t = labels(rng, 9, 4)
+    net = fastnet.TwoLayerNet(12, 5, 4, weight_init_std=1.0, seed=1)
+    net.params["W2"] *= w2_scale
+    p = net.params
+    got = net.numerical_gradient(x, t, h=h)
+    args = (x, t.astype(np.int64), p["W1"], p["b1"], p["W2"], p["b2"])
+    for name, f in zip(PARAM_NAMES, (_loss_w1, _loss_b1, _loss_w2, _loss_b2)):
+        want = fastnet.numerical_gradient(f, p[name], h=h, args=args)
+        assert np.isfinite(got[name]).all()
+        scale = max(1.0, float(np.abs(want).max()))
+        assert np.abs(got[name] - want).max() <= 1e-12 * scale, name
