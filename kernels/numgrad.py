@@ -280,13 +280,13 @@ def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
             if xv == 0:
                 continue  # this sample does not see W1[col, :] at all
             d = h * xv
-            if abs(d) <= small:
-                cp = -expm1_small(-d, one)  # libm calls here would cost as much as the j loop
-                cm = -expm1_small(d, one)
-            else:
-                cp = -np.expm1(-d)
-                cm = -np.expm1(d)
             if abs(d) <= d_poly and abs(d) <= d_cached:
+                if abs(d) <= small:
+                    cp = -expm1_small(-d, one)  # libm calls here would cost as much as the j loop
+                    cm = -expm1_small(d, one)
+                else:
+                    cp = -np.expm1(-d)
+                    cm = -np.expm1(d)
                 ep = one - cp  # exp(-d)
                 em = one - cm  # exp(d)
                 for j in range(hid):
