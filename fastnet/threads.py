@@ -13,7 +13,8 @@ def max_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
-def _check(n, name="threads"):
+def check_threads(n, name="threads"):
+    """n as an int in [1, max_threads()]; TypeError or ValueError naming `name` otherwise."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {n!r}")
     if not 1 <= n <= max_threads():
@@ -23,7 +24,7 @@ def _check(n, name="threads"):
 
 def set_num_threads(n: int) -> int:
     """Use n threads in fastnet's parallel kernels; returns the previous count."""
-    n = _check(n)
+    n = check_threads(n)
     previous = numba.get_num_threads()
     numba.set_num_threads(n)
     return previous

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from fastnet.history import History
-from fastnet.threads import max_threads, num_threads
+from fastnet.threads import check_threads, num_threads
 from fastnet.validation import check_inputs, check_labels, positive_float, positive_int
 
 GRADS = ("backprop", "numerical")
@@ -85,9 +85,7 @@ def train(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     if threads is not None:
-        threads = positive_int(threads, "threads")
-        if threads > max_threads():
-            raise ValueError(f"threads must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), got {threads}")
+        threads = check_threads(threads)
     if isinstance(seed, bool):
         raise TypeError("seed must be an int, None or a numpy.random.Generator, got bool")
     try:
