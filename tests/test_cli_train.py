@@ -98,6 +98,31 @@ def test_many_epochs_print_a_subset(tmp_path, capsys):
     assert rows[-1].split()[1] == "99"
 
 
+def test_split_seed_picks_another_digits_split(tmp_path, capsys):
+    from fastnet.datasets import load_digits
+
+    base = ["train", "--iters", "3", "--no-progress", "--threads", "1"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    assert "digits split 0 (1438 train / 359 test)" in capsys.readouterr().out
+    assert main(base + ["--split-seed", "3", "--out", str(tmp_path / "b")]) == 0
+    assert "digits split 3 (1438 train / 359 test)" in capsys.readouterr().out
+    ha = History.from_json(tmp_path / "a" / "history.json")
+    hb = History.from_json(tmp_path / "b" / "history.json")
+    assert (ha.settings["data"], ha.settings["split_seed"]) == ("digits", 0)
+    assert (hb.settings["data"], hb.settings["split_seed"]) == ("digits", 3)
+    # Same init and batch indices, other images: the recorded accuracies are those of split 3.
+    (_, _), (xt, tt) = load_digits(seed=3)
+    assert float(load(tmp_path / "b" / "params.npz").accuracy(xt, tt)) == pytest.approx(hb.test_acc[-1])
+    assert ha.loss != hb.loss
+
+
+def test_split_seed_is_refused_for_other_data(tmp_path, capsys):
+    rc = main(["train", "--data", "mnist-test", "--split-seed", "1", "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--split-seed applies only to --data digits" in err
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     "argv,fragment",
     [
@@ -118,7 +143,8 @@ def test_input_errors_exit_2_with_a_message_not_a_traceback(tmp_path, capsys, ar
 @pytest.mark.parametrize(
     "argv",
     [["--iters", "0"], ["--batch-size", "-3"], ["--lr", "nan"], ["--lr", "0"], ["--h", "-1"],
-     ["--grad", "adam"], ["--hidden", "x"], ["--dtype", "float16"], ["--seed", "-1"]],
+     ["--grad", "adam"], ["--hidden", "x"], ["--dtype", "float16"], ["--seed", "-1"],
+     ["--split-seed", "-2"]],
 )
 def test_bad_option_values_exit_2(capsys, argv):
     with pytest.raises(SystemExit) as exc:
