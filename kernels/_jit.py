@@ -19,16 +19,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 FASTMATH = frozenset({"contract", "nsz"})
 
 
-def jit(func=None, *, parallel=False, cache=True):
+def jit(func=None, *, parallel=False, cache=True, inline="never"):
     """`numba.njit` with fastnet's settings: on-disk cache (directory: NUMBA_CACHE_DIR), safe fastmath.
 
     cache=False is for kernels that take a user's @njit function as an argument: numba cannot
-    cache those, and would warn on every new function.
+    cache those, and would warn on every new function. inline="always" inlines a helper into its
+    callers in numba's IR, where LLVM alone would leave a hot loop behind a call.
     """
     def wrap(f):
         # error_model="numpy": x / 0 gives inf or nan as in NumPy instead of raising, and the
         # division-by-zero branch no longer blocks vectorisation of the hot loops.
         return numba.njit(cache=cache, fastmath=set(FASTMATH), parallel=parallel,
-                          error_model="numpy")(f)
+                          error_model="numpy", inline=inline)(f)
 
     return wrap if func is None else wrap(func)

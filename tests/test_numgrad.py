@@ -313,6 +313,15 @@ def test_bit_identical_for_any_thread_count(request, net784, batch, method, rest
 
 
 @needs_two_threads
+def test_large_steps_bit_identical_for_any_thread_count(net784, mnist_batch, restore_numba_threads):
+    x, t = mnist_batch  # values k/255 and h = 0.5: the hidden block groups inputs by value
+    results = [net784.numerical_gradient(x, t, h=0.5, threads=n) for n in sorted({1, 2, max_threads()})]
+    for r in results[1:]:
+        for key in PARAM_NAMES:
+            assert r[key].tobytes() == results[0][key].tobytes(), key
+
+
+@needs_two_threads
 def test_num_threads_restores_after_an_error(net784, restore_numba_threads):
     numba.set_num_threads(2)
     with pytest.raises(RuntimeError):
@@ -393,6 +402,74 @@ def test_large_steps_and_weights_match_the_book_loop(mnist_batch, h, weights):
             want = ref_differences(net, x, t, key, h, idx, method)
             err = np.abs(got[key].ravel()[idx] - want).max()
             assert err <= tol, f"{method} {key} h={h}: {err:.2e} > {tol:.1e}"
+
+
+def _hidden_blocks(x, t, net, h):
+    """The hidden block of the kernel, direct and grouped by input value: (direct, grouped, used)."""
+    from kernels import numgrad
+
+    p = net.params
+    t = np.asarray(t, dtype=np.int64)
+    (a1, z, zc, E, prob, q, M, W2T, B, L0), xT, order, hidden, _ = numgrad._setup(
+        x, t, p["W1"], p["b1"], p["W2"], p["b2"])
+    h = x.dtype.type(h)
+    one = x.dtype.type(1)
+    direct = np.full_like(hidden, np.nan)
+    grouped = np.full_like(hidden, np.nan)
+    numgrad._hidden_block(order, xT, t, a1, zc, E, prob, M, W2T, B, L0, h, one, -one, direct)
+    used = numgrad._hidden_grouped(x, t, a1, zc, E, prob, M, W2T, B, L0, h, one, -one, grouped)
+    return direct, grouped, used
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("values", ["k/255 (MNIST)", "k/16 (digits)"])
+@pytest.mark.parametrize("h", [0.5, 3.0])
+def test_grouping_inputs_by_value_changes_no_bit(values, dtype, h):
+    """At large steps the hidden block works once per (sample, input value): same bits as per input."""
+    rng = np.random.default_rng(3)
+    if values.startswith("k/255"):
+        x = mnist_like(rng, 40, 784, dtype)
+        sizes = (784, 20, 10)
+    else:
+        x = (rng.integers(0, 17, (40, 64)) * (rng.random((40, 64)) < 0.6) / 16).astype(dtype)
+        sizes = (64, 20, 10)
+    t = labels(rng, 40, 10)
+    net = fastnet.TwoLayerNet(*sizes, weight_init_std=0.3, seed=2, dtype=dtype)
+    direct, grouped, used = _hidden_blocks(x, t, net, h)
+    assert used
+    assert np.isfinite(direct).all()
+    np.testing.assert_array_equal(grouped, direct)
+
+
+@pytest.mark.parametrize("case", ["small step", "distinct values"])
+def test_grouping_is_skipped_where_it_does_not_pay(case):
+    rng = np.random.default_rng(4)
+    if case == "small step":  # the polynomial path: hashing would cost what it saves
+        x, h = mnist_like(rng, 20, 784), 1e-4
+    else:  # no repeated values to share work between
+        x, h = rng.random((20, 784)), 0.5
+    net = fastnet.TwoLayerNet(784, 20, 10, weight_init_std=0.3, seed=2)
+    _, grouped, used = _hidden_blocks(x, labels(rng, 20, 10), net, h)
+    assert not used
+    assert np.isnan(grouped).all()  # left untouched for the direct block to fill
+
+
+def test_row_groups_put_equal_values_together():
+    from kernels import numgrad
+
+    x = np.array([[0.0, 0.5, 1.0, 0.5, -0.5, 0.0, 1e-300, 1e-300, 3.0, 1.0]])
+    vlocT = np.empty((11, 1), dtype=np.int32)
+    gvals = np.empty(9)
+    count = numgrad._row_groups(x, 0, vlocT, gvals)
+    groups = vlocT[:, 0]
+    # distinct non-zeros 0.5, 1.0, -0.5, 1e-300, 3.0; the bias input (index 10) is 1.0 too
+    assert count == 5
+    assert groups[0] == groups[5] == -1
+    assert groups[1] == groups[3] and groups[2] == groups[9] == groups[10] and groups[6] == groups[7]
+    assert len({groups[1], groups[2], groups[4], groups[6], groups[8]}) == 5
+    for i, v in enumerate(list(x[0]) + [1.0]):
+        if v != 0:
+            assert gvals[groups[i]] == v
 
 
 # -- odd shapes -----------------------------------------------------------------------------
