@@ -72,22 +72,25 @@ def _direction_weights(method, one):
 
 @jit
 def _input_columns(x):
-    """x transposed with an extra all-ones row (the b1 "input"), and the non-zeros per row of that."""
+    """x transposed with an extra all-ones row (the b1 "input"), the non-zeros per row of that,
+    and the largest |input| (at least 1, the bias's)."""
     n, d = x.shape
     xT = np.empty((d + 1, n), dtype=x.dtype)
     counts = np.zeros(d + 1, dtype=np.int64)
+    one = x.dtype.type(1)
+    largest = one
     for i in range(d):
         c = 0
         for r in range(n):
             v = x[r, i]
             xT[i, r] = v
             c += v != 0
+            largest = max(largest, abs(v))
         counts[i] = c
-    one = x.dtype.type(1)
     for r in range(n):
         xT[d, r] = one
     counts[d] = n
-    return xT, counts
+    return xT, counts, largest
 
 
 @jit
@@ -440,19 +443,15 @@ def _hidden_gather(vlocT, start, G, out):
 
 
 @jit
-def _hidden_grouped(x, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
+def _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
     """_hidden_block's result, bit for bit, with the per-sample work done once per input value.
 
-    Returns False, leaving out untouched, when no input takes the libm path, when the first
-    samples have few repeated values or when the table of per-value changes would be too large;
-    the caller then runs _hidden_block.
+    largest = max(1, max |x|). Returns False, leaving out untouched, when no input takes the
+    libm path, when the first samples have few repeated values or when the table of per-value
+    changes would be too large; the caller then runs _hidden_block.
     """
     n, d = x.shape
     hid = E.shape[1]
-    largest = x.dtype.type(1)  # the bias input
-    for r in range(n):
-        for i in range(d):
-            largest = max(largest, abs(x[r, i]))
     if h * largest <= _poly_limit(W2T) or _mostly_distinct(x, GROUPING_PROBE_ROWS):
         return False
     start = np.empty(n + 1, dtype=np.int64)
@@ -596,14 +595,14 @@ def _assemble(hidden, output, scale):
 
 @jit
 def _setup(x, t, W1, b1, W2, b2):
-    """The forward cache, x by columns in a balanced order, and the two blocks' output arrays."""
+    """The forward cache, x by columns in a balanced order, max(1, max |x|), the blocks' outputs."""
     d = x.shape[1]
     hid = W1.shape[1]
     cache = _cached_forward(x, t, W1, b1, W2, b2)
-    xT, counts = _input_columns(x)
+    xT, counts, largest = _input_columns(x)
     hidden = np.empty((d + 1, hid), dtype=W1.dtype)
     output = np.empty((W2.shape[1], hid + 1), dtype=W1.dtype)
-    return cache, xT, _balanced_order(counts), hidden, output
+    return cache, xT, _balanced_order(counts), largest, hidden, output
 
 
 @jit
@@ -615,9 +614,10 @@ def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
     """
     dt = W1.dtype
     one = dt.type(1)
-    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
+    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, largest, hidden, output = _setup(
+        x, t, W1, b1, W2, b2)
     wp, wm = _direction_weights(method, one)
-    if not _hidden_grouped(x, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, hidden):
+    if not _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, hidden):
         _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, hidden)
     _output_block(z, t, p, q, B, L0, h, wp, wm, output)
     steps = one + one if method == CENTRAL else one
@@ -633,7 +633,8 @@ def two_layer_complex_step(x, t, W1, b1, W2, b2, h):
     """
     dt = W1.dtype
     one = dt.type(1)
-    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, hidden, output = _setup(x, t, W1, b1, W2, b2)
+    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, largest, hidden, output = _setup(
+        x, t, W1, b1, W2, b2)
     _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, hidden)
     _output_block_complex(z, t, p, q, h, output)
     return _assemble(hidden, output, one / (h * dt.type(x.shape[0])))

@@ -410,14 +410,14 @@ def _hidden_blocks(x, t, net, h):
 
     p = net.params
     t = np.asarray(t, dtype=np.int64)
-    (a1, z, zc, E, prob, q, M, W2T, B, L0), xT, order, hidden, _ = numgrad._setup(
+    (a1, z, zc, E, prob, q, M, W2T, B, L0), xT, order, largest, hidden, _ = numgrad._setup(
         x, t, p["W1"], p["b1"], p["W2"], p["b2"])
     h = x.dtype.type(h)
     one = x.dtype.type(1)
     direct = np.full_like(hidden, np.nan)
     grouped = np.full_like(hidden, np.nan)
     numgrad._hidden_block(order, xT, t, a1, zc, E, prob, M, W2T, B, L0, h, one, -one, direct)
-    used = numgrad._hidden_grouped(x, t, a1, zc, E, prob, M, W2T, B, L0, h, one, -one, grouped)
+    used = numgrad._hidden_grouped(x, largest, t, a1, zc, E, prob, M, W2T, B, L0, h, one, -one, grouped)
     return direct, grouped, used
 
 
