@@ -468,34 +468,48 @@ def _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
 
 
 @jit
+def _output_column(k, z, t, p, q, B, L0, h, wp, wm, fast, out):
+    """out[k, j] (W2[j, k]) and out[k, H] (b2[k]): sums of weighted per-sample loss changes."""
+    n, hid = z.shape
+    one = z.dtype.type(1)
+    g = np.zeros(hid + 1, dtype=z.dtype)
+    for r in range(n):
+        if k == t[r]:
+            coef = q[r]
+            sign = -one  # log1p((1 - p_t) expm1(-u)): the label's own logit moves the other way
+        else:
+            coef = p[r, k]
+            sign = one
+        if fast:
+            for j in range(hid + 1):
+                u = sign * h * (z[r, j] if j < hid else one)
+                g[j] += (wp * log1p_small(coef * expm1_small(u, one), one)
+                         + wm * log1p_small(coef * expm1_small(-u, one), one))
+        else:
+            for j in range(hid + 1):
+                u = h * (z[r, j] if j < hid else one)
+                g[j] += (wp * _output_loss_change(B, L0, r, k, t[r], coef, u)
+                         + wm * _output_loss_change(B, L0, r, k, t[r], coef, -u))
+    for j in range(hid + 1):
+        out[k, j] = g[j]
+
+
+@jit(parallel=True)
+def _output_block_libm(z, t, p, q, B, L0, h, wp, wm, out):
+    """_output_block's libm path, parallel over classes: it costs far more than waking the workers."""
+    for k in prange(p.shape[1]):
+        _output_column(k, z, t, p, q, B, L0, h, wp, wm, False, out)
+
+
+@jit
 def _output_block(z, t, p, q, B, L0, h, wp, wm, out):
     """Sums of weighted per-sample loss changes for out[k, j] (W2[j, k]) and out[k, H] (b2[k])."""
-    n, hid = z.shape
-    c = p.shape[1]
-    one = z.dtype.type(1)
     # |coef * expm1(+-u)| <= expm1(h) for |u| <= h, since z is in [0, 1]
-    fast = h <= z.dtype.type(SMALL / 2)
-    for k in range(c):
-        g = np.zeros(hid + 1, dtype=z.dtype)
-        for r in range(n):
-            if k == t[r]:
-                coef = q[r]
-                sign = -one  # log1p((1 - p_t) expm1(-u)): the label's own logit moves the other way
-            else:
-                coef = p[r, k]
-                sign = one
-            if fast:
-                for j in range(hid + 1):
-                    u = sign * h * (z[r, j] if j < hid else one)
-                    g[j] += (wp * log1p_small(coef * expm1_small(u, one), one)
-                             + wm * log1p_small(coef * expm1_small(-u, one), one))
-            else:
-                for j in range(hid + 1):
-                    u = h * (z[r, j] if j < hid else one)
-                    g[j] += (wp * _output_loss_change(B, L0, r, k, t[r], coef, u)
-                             + wm * _output_loss_change(B, L0, r, k, t[r], coef, -u))
-        for j in range(hid + 1):
-            out[k, j] = g[j]
+    if h <= z.dtype.type(SMALL / 2):
+        for k in range(p.shape[1]):  # serial: the polynomials take less than a wake-up of the workers
+            _output_column(k, z, t, p, q, B, L0, h, wp, wm, True, out)
+    else:
+        _output_block_libm(z, t, p, q, B, L0, h, wp, wm, out)
 
 
 @jit(parallel=True)
