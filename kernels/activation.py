@@ -8,6 +8,16 @@ from kernels._jit import jit
 
 
 @jit
+def sigmoid_pair(v, one):
+    """(sigmoid(v), sigmoid(-v)) of a scalar from exp(-|v|) only: no overflow, and the small one of
+    the two is exact to rounding even where it underflows towards 0. `one` is 1 of v's dtype."""
+    e = np.exp(-abs(v))
+    s = one / (one + e)
+    small = e * s
+    return (s, small) if v >= 0 else (small, s)
+
+
+@jit
 def sigmoid(a):
     """1 / (1 + exp(-a)) elementwise, any shape; exp only of -|a|, so no overflow at |a| = 1e4."""
     out = np.empty_like(a)
@@ -15,22 +25,18 @@ def sigmoid(a):
     of = out.reshape(out.size)
     one = a.dtype.type(1)
     for k in range(af.size):
-        v = af[k]
-        e = np.exp(-abs(v))
-        r = one / (one + e)
-        of[k] = r if v >= 0 else e * r
+        of[k] = sigmoid_pair(af[k], one)[0]
     return out
 
 
 @jit
 def sigmoid_grad(a):
-    """sigmoid(a) * (1 - sigmoid(a)) elementwise, as exp(-|a|) / (1 + exp(-|a|))**2 (no cancellation)."""
+    """sigmoid(a) * (1 - sigmoid(a)) elementwise, as sigmoid(a) * sigmoid(-a) (no cancellation)."""
     out = np.empty_like(a)
     af = a.reshape(a.size)
     of = out.reshape(out.size)
     one = a.dtype.type(1)
     for k in range(af.size):
-        e = np.exp(-abs(af[k]))
-        r = one / (one + e)
-        of[k] = e * r * r
+        s, c = sigmoid_pair(af[k], one)
+        of[k] = s * c
     return out

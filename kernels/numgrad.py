@@ -38,6 +38,7 @@ import numpy as np
 from numba import get_num_threads, prange
 
 from kernels._jit import jit
+from kernels.activation import sigmoid_pair
 from kernels.smallmath import SMALL, expm1_small, log1p_small
 from kernels.softmax import row_max_sumexp
 from kernels.twolayer import hidden_row, output_forward
@@ -114,13 +115,6 @@ def _balanced_order(counts):
 
 
 @jit
-def _stable_sigmoid(v, one):
-    e = np.exp(-abs(v))
-    s = one / (one + e)
-    return s if v >= 0 else e * s
-
-
-@jit
 def _sigmoid_step(a, d, one):
     """sigmoid(a + d) - sigmoid(a) for any finite a and d, without cancellation or overflow.
 
@@ -128,8 +122,8 @@ def _sigmoid_step(a, d, one):
     expm1(d) sigmoid(a) sigmoid(-(a + d)). Each expm1 factor lies in (-1, 1).
     """
     if d >= 0:
-        return -np.expm1(-d) * _stable_sigmoid(-a, one) * _stable_sigmoid(a + d, one)
-    return np.expm1(d) * _stable_sigmoid(a, one) * _stable_sigmoid(-(a + d), one)
+        return -np.expm1(-d) * sigmoid_pair(a, one)[1] * sigmoid_pair(a + d, one)[0]
+    return np.expm1(d) * sigmoid_pair(a, one)[0] * sigmoid_pair(a + d, one)[1]
 
 
 @jit

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._jit import jit
+from kernels.activation import sigmoid_pair
 from kernels.affine import affine_row
 from kernels.softmax import row_max_sumexp, softmax_cross_entropy, softmax_rows
 
@@ -20,16 +21,7 @@ def hidden_row(x, r, W1, b1, a1, z, zc):
     one = W1.dtype.type(1)
     affine_row(x, r, W1, b1, a1)
     for j in range(h):
-        v = a1[r, j]
-        e = np.exp(-abs(v))
-        s = one / (one + e)
-        small = e * s  # sigmoid(-|v|), exact to rounding even where it underflows towards 0
-        if v >= 0:
-            z[r, j] = s
-            zc[r, j] = small
-        else:
-            z[r, j] = small
-            zc[r, j] = s
+        z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
 
 
 @jit
