@@ -59,11 +59,12 @@ def run(args) -> int:
     from fastnet.training import eval_iterations, train
 
     wall_start = time.perf_counter()
-    split_seed = getattr(args, "split_seed", None)
-    if split_seed is not None and args.data != "digits":
+    digits = args.data == "digits"
+    if args.split_seed is not None and not digits:
         return _fail(f"--split-seed applies only to --data digits, not to --data {args.data}")
+    split_seed = 0 if args.split_seed is None else args.split_seed  # load_digits' default split
     try:
-        if split_seed is not None:
+        if digits:
             (x_train, t_train), (x_test, t_test) = datasets.load_digits(seed=split_seed)
         else:
             (x_train, t_train), (x_test, t_test) = datasets.load(args.data)
@@ -96,9 +97,7 @@ def run(args) -> int:
     shown = set(evals[::every]) | {evals[-1]}
     ipe = max(train_size / args.batch_size, 1.0)
 
-    data_name = args.data
-    if args.data == "digits":
-        data_name = f"digits split {split_seed or 0}"
+    data_name = f"digits split {split_seed}" if digits else args.data
     print(
         f"fastnet train: {data_name} ({train_size} train / {np.asarray(x_test).shape[0]} test), "
         f"{args.grad} gradients, net {net.params['W1'].shape[0]}-{args.hidden}-{classes} {args.dtype}, "
@@ -157,8 +156,8 @@ def run(args) -> int:
 
     # The library's History does not know where its data came from; the command does.
     history.settings["data"] = os.fspath(args.data)
-    if args.data == "digits":
-        history.settings["split_seed"] = split_seed or 0
+    if digits:
+        history.settings["split_seed"] = split_seed
 
     paths = {name: os.path.join(args.out, name) for name in ("history.json", "params.npz", "curves.png")}
     try:
