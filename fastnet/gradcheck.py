@@ -143,11 +143,11 @@ def _naive_errors(net, x, t, hs, methods, analytic, n_entries, seed):
                 flat = params[which].reshape(-1)
                 old = flat[idx]
                 flat[idx] = old + step
-                lp = kernels.two_layer_loss(xc, tc, *params)
+                lp = kernels.two_layer_loss(xc, tc, *params, net._loss)
                 flat[idx] = old - step
-                lm = kernels.two_layer_loss(xc, tc, *params)
+                lm = kernels.two_layer_loss(xc, tc, *params, net._loss)
                 flat[idx] = old
-                l0 = kernels.two_layer_loss(xc, tc, *params) if m != "central" else 0.0
+                l0 = kernels.two_layer_loss(xc, tc, *params, net._loss) if m != "central" else 0.0
                 if m == "central":
                     g = (lp - lm) / (2 * h)
                 elif m == "forward":

@@ -67,7 +67,8 @@ def _fsync_dir(directory):
 
 
 def save(net, path):
-    """Write the net's parameters W1 (D,H), b1 (H,), W2 (H,C), b2 (C,) and its sizes (D,H,C) to a `.npz` file, atomically.
+    """Write the net's parameters W1 (D,H), b1 (H,), W2 (H,C), b2 (C,), its sizes (D,H,C) and its loss
+    to a `.npz` file, atomically.
 
     The file is written exactly at `path` (no `.npz` suffix is added).
     """
@@ -80,7 +81,8 @@ def save(net, path):
     arrays = {k: np.asarray(params[k]) for k in PARAM_NAMES}
     sizes = _check_params(arrays, "net.params")
     with atomic_write(path, "wb") as f:
-        np.savez(f, sizes=np.array(sizes, dtype=np.int64), **arrays)
+        np.savez(f, sizes=np.array(sizes, dtype=np.int64),
+                 loss=np.array(getattr(net, "loss_name", "cross_entropy")), **arrays)
 
 
 def load(path):
@@ -105,6 +107,8 @@ def load(path):
         try:
             arrays = {k: npz[k] for k in PARAM_NAMES}
             sizes = npz["sizes"] if "sizes" in npz.files else None
+            # files written before the loss was recorded hold cross-entropy nets
+            loss = npz["loss"] if "loss" in npz.files else np.array("cross_entropy")
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: corrupt array data ({exc})") from None
     shape_sizes = _check_params(arrays, path)
@@ -114,10 +118,12 @@ def load(path):
                 f"{path}: array 'sizes' is {sizes.tolist()!r} but the parameter shapes give {list(shape_sizes)}"
             )
 
-    from fastnet.network import TwoLayerNet
+    from fastnet.network import LOSSES, TwoLayerNet
 
+    if loss.shape != () or loss.dtype.kind != "U" or str(loss) not in LOSSES:
+        raise ValueError(f"{path}: array 'loss' must name one of {', '.join(LOSSES)}, got {loss!r}")
     d, h, c = shape_sizes
-    net = TwoLayerNet(d, h, c, dtype=arrays["W1"].dtype, seed=0)
+    net = TwoLayerNet(d, h, c, dtype=arrays["W1"].dtype, seed=0, loss=str(loss))
     for k in PARAM_NAMES:
         # In place, so the net keeps its own (contiguous, correctly typed) arrays.
         net.params[k][...] = arrays[k]

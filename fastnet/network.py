@@ -18,17 +18,35 @@ from fastnet.validation import (
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
+# The losses on the softmax outputs, each averaged over the batch: the cross-entropy (the book's
+# choice for the network) and half the squared distance to the one-hot label (the book's
+# `mean_squared_error`, chapter 4's other loss).
+LOSSES = {"cross_entropy": kernels.CROSS_ENTROPY, "sum_squared": kernels.SUM_SQUARED}
+
+
+def loss_code(loss):
+    """The kernel constant for a loss name; ValueError/TypeError naming `loss` otherwise."""
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
+    return LOSSES[loss]
+
 
 class TwoLayerNet:
-    """affine (D -> H) -> sigmoid -> affine (H -> C) -> softmax, trained with cross-entropy.
+    """affine (D -> H) -> sigmoid -> affine (H -> C) -> softmax, trained on a loss of the softmax.
 
     `params` is a plain dict of arrays W1 (D, H), b1 (H,), W2 (H, C), b2 (C,) that may be read,
     updated in place or replaced by arrays of the same shape and dtype. Labels `t` are class
-    indices (N,) or one-hot rows (N, C) everywhere.
+    indices (N,) or one-hot rows (N, C) everywhere. `loss` is "cross_entropy" (the default, the
+    book's) or "sum_squared": the mean over the batch of half the squared distance between the
+    softmax output and the one-hot label (the book's `mean_squared_error`, averaged per sample).
     """
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 dtype=np.float64, seed=None):
+                 dtype=np.float64, seed=None, loss="cross_entropy"):
+        self._loss = loss_code(loss)
+        self.loss_name = loss
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.output_size = positive_int(output_size, "output_size")
@@ -51,8 +69,9 @@ class TwoLayerNet:
         }
 
     def __repr__(self):
+        loss = "" if self.loss_name == "cross_entropy" else f", loss={self.loss_name!r}"
         return (f"TwoLayerNet({self.input_size}, {self.hidden_size}, {self.output_size}, "
-                f"dtype={self.dtype.name})")
+                f"dtype={self.dtype.name}{loss})")
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -95,9 +114,13 @@ class TwoLayerNet:
         return kernels.two_layer_predict(x, *self._checked_params())
 
     def loss(self, x, t):
-        """Mean cross-entropy on (x, t), exact (no +1e-7 inside the log), as a scalar of the net's dtype."""
+        """Mean loss on (x, t) as a scalar of the net's dtype.
+
+        The cross-entropy is exact (no +1e-7 inside the log); the sum of squares is the batch mean
+        of half the squared distance between the softmax output and the one-hot label.
+        """
         x, t = self._xt(x, t)
-        return self.dtype.type(kernels.two_layer_loss(x, t, *self._checked_params()))
+        return self.dtype.type(kernels.two_layer_loss(x, t, *self._checked_params(), self._loss))
 
     def accuracy(self, x, t):
         """Fraction of rows whose most probable class is the label."""
@@ -108,7 +131,7 @@ class TwoLayerNet:
     def gradient(self, x, t):
         """Backprop gradient of the loss: dict W1 b1 W2 b2 of arrays shaped like params."""
         x, t = self._xt(x, t)
-        grads = kernels.two_layer_gradient(x, t, *self._checked_params())
+        grads = kernels.two_layer_gradient(x, t, *self._checked_params(), self._loss)
         return dict(zip(PARAM_NAMES, grads))
 
     def numerical_gradient(self, x, t, h=None, method="central", *, threads=None):
@@ -126,7 +149,7 @@ class TwoLayerNet:
         step = self.dtype.type(h)
         with num_threads(threads):
             if code == kernels.COMPLEX:
-                grads = kernels.two_layer_complex_step(x, t, *params, step)
+                grads = kernels.two_layer_complex_step(x, t, *params, step, self._loss)
             else:
-                grads = kernels.two_layer_numerical_gradient(x, t, *params, step, code)
+                grads = kernels.two_layer_numerical_gradient(x, t, *params, step, code, self._loss)
         return dict(zip(PARAM_NAMES, grads))

@@ -15,10 +15,13 @@ __all__ = [
     "sigmoid_grad",
     "softmax",
     "cross_entropy_error",
+    "mean_squared_error",
     "affine_forward",
     "affine_backward",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
+    "softmax_sum_squared",
+    "softmax_sum_squared_grad",
     "numerical_gradient",
     "TwoLayerNet",
 ]
@@ -59,12 +62,25 @@ def cross_entropy_error(y, t, delta=1e-7):
     return -np.sum(np.log(y[np.arange(batch_size), t] + delta)) / batch_size
 
 
+def mean_squared_error(y, t):
+    """The book's sum of squared errors, 0.5 * sum((y - t)**2), summed over everything (no batch mean)."""
+    return 0.5 * np.sum((y - t) ** 2)
+
+
 def _labels(t, n_classes):
     """Class indices from one-hot rows or indices."""
     t = np.asarray(t)
     if t.ndim == 2:
         return t.argmax(axis=1)
     return t.astype(np.intp)
+
+
+def _one_hot(t, like):
+    """One-hot rows shaped and typed like `like` (N, C), from labels given either way."""
+    labels = _labels(t, like.shape[1])
+    onehot = np.zeros_like(like)
+    onehot[np.arange(like.shape[0]), labels] = 1
+    return onehot
 
 
 def affine_forward(x, W, b):
@@ -88,11 +104,23 @@ def softmax_cross_entropy(a, t):
 def softmax_cross_entropy_grad(a, t):
     """Gradient of the mean softmax cross-entropy w.r.t. the logits: (softmax(a) - onehot(t)) / N."""
     y = softmax(a)
-    n = a.shape[0]
-    labels = _labels(t, a.shape[1])
-    onehot = np.zeros_like(y)
-    onehot[np.arange(n), labels] = 1
-    return (y - onehot) / n
+    return (y - _one_hot(t, y)) / a.shape[0]
+
+
+def softmax_sum_squared(a, t):
+    """Mean over the batch of the book's mean_squared_error of one row: softmax(a) against one-hot t."""
+    y = softmax(a)
+    return mean_squared_error(y, _one_hot(t, y)) / a.shape[0]
+
+
+def softmax_sum_squared_grad(a, t):
+    """Gradient of softmax_sum_squared w.r.t. the logits: the softmax Jacobian applied to (y - t) / N."""
+    y = softmax(a)
+    dy = (y - _one_hot(t, y)) / a.shape[0]
+    return y * (dy - np.sum(y * dy, axis=1, keepdims=True))
+
+
+LOSSES = ("cross_entropy", "sum_squared")
 
 
 def numerical_gradient(f, x, h=1e-4, indices=None):
@@ -121,9 +149,10 @@ class TwoLayerNet:
     """The book's ch. 4 two-layer net: affine -> sigmoid -> affine -> softmax."""
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 delta=1e-7, seed=None, dtype=np.float64):
+                 delta=1e-7, seed=None, dtype=np.float64, loss="cross_entropy"):
         rng = np.random.default_rng(seed)
         self.delta = delta
+        self.loss_name = loss
         self.params = {
             "W1": (weight_init_std * rng.standard_normal((input_size, hidden_size))).astype(dtype),
             "b1": np.zeros(hidden_size, dtype=dtype),
@@ -132,10 +161,11 @@ class TwoLayerNet:
         }
 
     @classmethod
-    def from_params(cls, params, delta=1e-7):
+    def from_params(cls, params, delta=1e-7, loss="cross_entropy"):
         """A reference net holding copies of `params` (dict W1 b1 W2 b2)."""
         net = cls.__new__(cls)
         net.delta = delta
+        net.loss_name = loss
         net.params = {k: np.array(params[k], copy=True) for k in ("W1", "b1", "W2", "b2")}
         return net
 
@@ -149,6 +179,9 @@ class TwoLayerNet:
 
     def loss(self, x, t):
         y = self.predict(x)
+        if self.loss_name == "sum_squared":
+            # the book's mean_squared_error sums over the batch; the net averages it like the cross-entropy
+            return mean_squared_error(y, _one_hot(t, y)) / y.shape[0]
         return cross_entropy_error(y, t, delta=self.delta)
 
     def accuracy(self, x, t):
@@ -175,10 +208,9 @@ class TwoLayerNet:
         a2 = np.dot(z1, W2) + b2
         y = softmax(a2)
 
-        labels = _labels(t, y.shape[1])
-        onehot = np.zeros_like(y)
-        onehot[np.arange(batch_num), labels] = 1
-        dy = (y - onehot) / batch_num
+        dy = (y - _one_hot(t, y)) / batch_num
+        if self.loss_name == "sum_squared":  # through the softmax's Jacobian
+            dy = y * (dy - np.sum(y * dy, axis=1, keepdims=True))
 
         grads = {}
         grads["W2"] = np.dot(z1.T, dy)

@@ -105,6 +105,7 @@ def train(
         "h": h,
         "seed": int(seed) if isinstance(seed, numbers.Integral) else None,
         "sizes": list(sizes),
+        "loss": getattr(net, "loss_name", "cross_entropy"),
         "dtype": dtype.name,
         "train_size": int(train_size),
         "test_size": int(x_test.shape[0]),

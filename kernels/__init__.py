@@ -21,7 +21,15 @@ from kernels.numgrad import (
     two_layer_complex_step,
     two_layer_numerical_gradient,
 )
-from kernels.softmax import softmax, softmax_cross_entropy, softmax_cross_entropy_grad
+from kernels.softmax import (
+    CROSS_ENTROPY,
+    SUM_SQUARED,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
+    softmax_sum_squared,
+    softmax_sum_squared_grad,
+)
 from kernels.twolayer import two_layer_gradient, two_layer_loss, two_layer_predict
 
 # Start numba's thread pool now: a parallel kernel loaded from the on-disk cache as the very first
@@ -32,7 +40,9 @@ __all__ = [
     "BACKWARD",
     "CENTRAL",
     "COMPLEX",
+    "CROSS_ENTROPY",
     "FORWARD",
+    "SUM_SQUARED",
     "affine_backward",
     "affine_forward",
     "complex_step_loop",
@@ -44,6 +54,8 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
+    "softmax_sum_squared",
+    "softmax_sum_squared_grad",
     "two_layer_complex_step",
     "two_layer_gradient",
     "two_layer_loss",

@@ -14,6 +14,20 @@ the perturbation changes, as a sum over samples of per-sample loss differences:
 * W2[j, k] and b2[k] move logit k by u = h * z[n, j] (or h): the loss changes by
   log1p(p_k expm1(u)) for k != t and log1p((1 - p_t) expm1(-u)) for k == t.
 
+With the sum-of-squares loss L = |y - T|^2 / 2 (y = softmax, T one-hot) the same moves are
+evaluated through the change of the probabilities. Moving the logits by dz u_k (u_k = W2[j, k]
+minus the p-weighted mean of W2[j, :]; softmax ignores the shift, and centring keeps the first-order
+term a direct sum instead of a difference) gives E_k = expm1(dz u_k), s = sum_k p_k E_k and
+      dp_k = p_k (E_k - s) / (1 + s),   dL = sum_k dp_k (r_k + dp_k / 2),   r = p - T,
+with r_t = -(sum of the other p) so that a confident net keeps its digits. On the polynomial path
+dL is expanded once per (sample, hidden unit) as a series in dz: with the moments of p u^m, p r u^m
+and p^2 u^m (and E_k^2 = expm1(2 dz u_k) - 2 expm1(dz u_k)) the numerator and denominator are
+series, and their quotient, truncated at dz^5 like the cross-entropy's moments, is evaluated by
+Horner's scheme per (sample, input, hidden unit). Moving logit k alone by u gives
+      dL = s (G_k + s Q_k / (2 (1 + s))) / (1 + s),   s = p_k expm1(u),
+with G_k = r_k - sum_m p_m r_m and Q_k = (1 - p_k)^2 + sum_{m != k} p_m^2. Large moves take the
+softmax of the moved logits instead, as for the cross-entropy.
+
 These are exact rearrangements, not expansions in h: the result is the finite difference at
 the h the caller gave, for any h. Only expm1 and log1p of tiny arguments are evaluated by short
 Taylor polynomials, truncated where the first omitted term is below 2**-54 relative (exact to an
@@ -40,7 +54,7 @@ from numba import get_num_threads, prange
 from kernels._jit import jit
 from kernels.activation import sigmoid_pair
 from kernels.smallmath import SMALL, expm1_small, log1p_small
-from kernels.softmax import row_max_sumexp
+from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, row_residuals
 from kernels.twolayer import hidden_row, output_forward
 
 CENTRAL = 0
@@ -172,6 +186,76 @@ def _hidden_loss_change(p, B, L0, r, tr, W2T, j, dz):
 
 
 @jit
+def _probability_change_loss(p, Y, r, k, dp):
+    """Sample r's sum-of-squares change contributed by probability k moving by dp: dp (r_k + dp / 2)."""
+    one = p.dtype.type(1)
+    return dp * (Y[r, k, 0] + one / (one + one) * dp)
+
+
+@jit
+def _hidden_loss_change_sse(p, Y, B, cbar, r, W2T, j, dz):
+    """Per-sample sum-of-squares change when hidden unit j moves by dz (any size).
+
+    u_k = W2[j, k] - cbar[r, j]. While every |dz u_k| <= 1: dp_k = p_k (E_k - s) / (1 + s) with
+    E_k = expm1(dz u_k), s = sum p_k E_k (1 + s >= e^-1); beyond that the softmax of the moved
+    logits, which cannot overflow, minus p.
+    """
+    c = p.shape[1]
+    one = W2T.dtype.type(1)
+    mid = cbar[r, j]
+    vmax = W2T.dtype.type(0)
+    for k in range(c):
+        vmax = max(vmax, abs(dz * (W2T[k, j] - mid)))
+    total = W2T.dtype.type(0)
+    if vmax <= one:
+        s = W2T.dtype.type(0)
+        for k in range(c):
+            s += p[r, k] * np.expm1(dz * (W2T[k, j] - mid))
+        inv = one / (one + s)
+        for k in range(c):
+            dp = p[r, k] * (np.expm1(dz * (W2T[k, j] - mid)) - s) * inv
+            total += _probability_change_loss(p, Y, r, k, dp)
+        return total
+    m = B[r, 0] + dz * (W2T[0, j] - mid)
+    for k in range(1, c):
+        m = max(m, B[r, k] + dz * (W2T[k, j] - mid))
+    sm = W2T.dtype.type(0)
+    for k in range(c):
+        sm += np.exp(B[r, k] + dz * (W2T[k, j] - mid) - m)
+    for k in range(c):
+        dp = np.exp(B[r, k] + dz * (W2T[k, j] - mid) - m) / sm - p[r, k]
+        total += _probability_change_loss(p, Y, r, k, dp)
+    return total
+
+
+@jit
+def _output_loss_change_sse(p, Y, B, r, k, u):
+    """Per-sample sum-of-squares change when logit k moves by u (any size).
+
+    s (G_k + s Q_k / (2 (1 + s))) / (1 + s) with s = p_k expm1(u) while |u| <= 1; beyond that
+    the softmax of the moved logits minus p.
+    """
+    one = B.dtype.type(1)
+    half = one / (one + one)
+    if abs(u) <= one:
+        sv = p[r, k] * np.expm1(u)
+        inv = one / (one + sv)
+        return sv * (Y[r, k, 1] + half * sv * Y[r, k, 2] * inv) * inv
+    c = B.shape[1]
+    m = B[r, 0] + (u if k == 0 else B.dtype.type(0))
+    for i in range(1, c):
+        m = max(m, B[r, i] + (u if k == i else B.dtype.type(0)))
+    sm = B.dtype.type(0)
+    for i in range(c):
+        sm += np.exp(B[r, i] + (u if k == i else B.dtype.type(0)) - m)
+    total = B.dtype.type(0)
+    for i in range(c):
+        dp = np.exp(B[r, i] + (u if k == i else B.dtype.type(0)) - m) / sm - p[r, i]
+        total += _probability_change_loss(p, Y, r, i, dp)
+    return total
+
+
+@jit
 def _output_loss_change(B, L0, r, k, tr, coef, u):
     """Per-sample loss change when logit k moves by u (any size); coef = p_k, or 1 - p_t if k == t.
 
@@ -190,12 +274,16 @@ def _output_loss_change(B, L0, r, k, tr, coef, u):
 
 
 @jit
-def _cached_forward(x, t, W1, b1, W2, b2):
+def _cached_forward(x, t, W1, b1, W2, b2, loss):
     """Everything the perturbations reuse.
 
     a1, z, zc = 1 - z and E = exp(-a1) (N, H); softmax p (N, C); q = 1 - p[t] (N,); W2 transposed
-    (C, H); and the class moments M[n, m - 1, j] = sum_k p[n, k] w^m / m! of the logit offsets
-    w = W2[j, k] - W2[j, t[n]], m = 1..5, which turn sum_k p_k expm1(dz w_k) into a polynomial in dz.
+    (C, H); logits relative to the label's B (N, C) and their log-sum-exp L0 (N,). The polynomial
+    coefficients M (N, 5, H): for the cross-entropy the class moments M[n, m - 1, j] =
+    sum_k p[n, k] w^m / m! of the logit offsets w = W2[j, k] - W2[j, t[n]], m = 1..5, which turn
+    sum_k p_k expm1(dz w_k) into a polynomial in dz; for the sum of squares the series of the loss
+    change itself (see `_sum_squared_series`). Y (N, C, 3) holds r_k = p_k - onehot_k, G_k and Q_k
+    of the sum of squares, and cbar (N, H) the p-weighted mean of each row of W2 (sum of squares only).
     """
     n = x.shape[0]
     hid = W1.shape[1]
@@ -212,28 +300,40 @@ def _cached_forward(x, t, W1, b1, W2, b2):
     M = np.zeros((n, 5, hid), dtype=dt)
     B = np.empty((n, c), dtype=dt)
     L0 = np.empty(n, dtype=dt)
+    Y = np.empty((n, c, 3), dtype=dt)
+    cbar = np.zeros((n, hid) if loss == SUM_SQUARED else (0, hid), dtype=dt)
     W2T = np.ascontiguousarray(W2.T)
     c2 = one / (one + one)
     c3 = c2 / (one + one + one)
     c4 = c3 / (one + one + one + one)
     c5 = c4 / (one + one + one + one + one)
+    res = np.empty(c, dtype=dt)
     for r in range(n):
         hidden_row(x, r, W1, b1, a1, z, zc)
         for j in range(hid):
             E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be
     a2 = output_forward(z, W2, b2)
     for r in range(n):
-        m, s = row_max_sumexp(a2, r)
         tr = t[r]
-        rest = dt.type(0)
+        r0, qr = row_residuals(a2, r, tr, p[r], res)
+        q[r] = qr  # 1 - p[t] without the cancellation when p[t] is close to 1
+        p2 = zero
         for k in range(c):
-            p[r, k] = np.exp(a2[r, k] - m) / s
-            if k != tr:
-                rest += p[r, k]
-        q[r] = rest  # 1 - p[t] without the cancellation when p[t] is close to 1
+            p2 += p[r, k] * p[r, k]
+        for k in range(c):
+            Y[r, k, 0] = res[k]
+            Y[r, k, 1] = res[k] - r0
+            rest = zero  # 1 - p_k, summed
+            for m in range(c):
+                if m != k:
+                    rest += p[r, m]
+            Y[r, k, 2] = p2 - p[r, k] * p[r, k] + rest * rest
         for k in range(c):
             B[r, k] = a2[r, k] - a2[r, tr]
         L0[r] = _lse_shifted(B, r, zero, -1, zero)
+        if loss == SUM_SQUARED:
+            _sum_squared_series(p, res, r0, p2, W2T, r, cbar, M)
+            continue
         for k in range(c):
             if k == tr:
                 continue
@@ -249,7 +349,91 @@ def _cached_forward(x, t, W1, b1, W2, b2):
                 M[r, 2, j] += t3 * c3
                 M[r, 3, j] += t4 * c4
                 M[r, 4, j] += t4 * w * c5
-    return a1, z, zc, E, p, q, M, W2T, B, L0
+    return a1, z, zc, E, p, q, M, W2T, B, L0, Y, cbar
+
+
+@jit
+def _sum_squared_series(p, res, r0, p2, W2T, r, cbar, D):
+    """cbar[r, j] and D[r, m - 1, j], m = 1..5: the sum-of-squares loss change of sample r when
+    hidden unit j moves by dz is sum_m D_m dz^m (to rounding, while |dz| max_k |u_k| <= SMALL / 2).
+
+    With u_k = W2[j, k] - cbar[r, j], the moment series s = sum_k p_k expm1(dz u_k),
+    a = sum_k p_k r_k expm1(dz u_k), b = sum_k p_k^2 expm1(dz u_k) and
+    c = sum_k p_k^2 expm1(dz u_k)^2 (coefficients (2^m - 2) b_m) give
+        dL = (a - r0 s) / (1 + s) + (c - 2 s b + p2 s^2) / (2 (1 + s)^2),
+    multiplied out here as truncated power series.
+    """
+    c, hid = W2T.shape
+    dt = W2T.dtype
+    one = dt.type(1)
+    two = one + one
+    half = one / two
+    i3 = one / (two + one)
+    i4 = half * half
+    i5 = one / (two + two + one)
+    six = two + two + two
+    fourteen = six + six + two
+    thirty = fourteen + fourteen + two
+    mom = np.zeros((3, 5, hid), dtype=dt)  # sums of p u^m / m!, p r u^m / m!, p^2 u^m / m!
+    for k in range(c):
+        pk = p[r, k]
+        for j in range(hid):
+            cbar[r, j] += pk * W2T[k, j]
+    for k in range(c):
+        pk = p[r, k]
+        pr = pk * res[k]
+        pp = pk * pk
+        for j in range(hid):
+            w1 = W2T[k, j] - cbar[r, j]
+            w2 = w1 * w1 * half
+            w3 = w2 * w1 * i3
+            w4 = w3 * w1 * i4
+            w5 = w4 * w1 * i5
+            mom[0, 0, j] += pk * w1
+            mom[0, 1, j] += pk * w2
+            mom[0, 2, j] += pk * w3
+            mom[0, 3, j] += pk * w4
+            mom[0, 4, j] += pk * w5
+            mom[1, 0, j] += pr * w1
+            mom[1, 1, j] += pr * w2
+            mom[1, 2, j] += pr * w3
+            mom[1, 3, j] += pr * w4
+            mom[1, 4, j] += pr * w5
+            mom[2, 0, j] += pp * w1
+            mom[2, 1, j] += pp * w2
+            mom[2, 2, j] += pp * w3
+            mom[2, 3, j] += pp * w4
+            mom[2, 4, j] += pp * w5
+    for j in range(hid):
+        s1, s2, s3, s4, s5 = mom[0, 0, j], mom[0, 1, j], mom[0, 2, j], mom[0, 3, j], mom[0, 4, j]
+        b1, b2, b3, b4 = mom[2, 0, j], mom[2, 1, j], mom[2, 2, j], mom[2, 3, j]
+        # 1 / (1 + s) and its square
+        i1 = -s1
+        i2 = -(s2 + s1 * i1)
+        i3_ = -(s3 + s2 * i1 + s1 * i2)
+        i4_ = -(s4 + s3 * i1 + s2 * i2 + s1 * i3_)
+        j1 = two * i1
+        j2 = two * i2 + i1 * i1
+        j3 = two * i3_ + two * i1 * i2
+        # a - r0 s
+        n1 = mom[1, 0, j] - r0 * s1
+        n2 = mom[1, 1, j] - r0 * s2
+        n3 = mom[1, 2, j] - r0 * s3
+        n4 = mom[1, 3, j] - r0 * s4
+        n5 = mom[1, 4, j] - r0 * s5
+        # (c - 2 s b + p2 s^2) / 2, from dz^2 on
+        m2 = half * (two * b2 - two * (s1 * b1) + p2 * (s1 * s1))
+        m3 = half * (six * b3 - two * (s1 * b2 + s2 * b1) + p2 * (two * s1 * s2))
+        m4 = half * (fourteen * b4 - two * (s1 * b3 + s2 * b2 + s3 * b1)
+                     + p2 * (two * s1 * s3 + s2 * s2))
+        m5 = half * (thirty * mom[2, 4, j] - two * (s1 * b4 + s2 * b3 + s3 * b2 + s4 * b1)
+                     + p2 * (two * s1 * s4 + two * s2 * s3))
+        D[r, 0, j] = n1
+        D[r, 1, j] = n2 + n1 * i1 + m2
+        D[r, 2, j] = n3 + n2 * i1 + n1 * i2 + m3 + m2 * j1
+        D[r, 3, j] = n4 + n3 * i1 + n2 * i2 + n1 * i3_ + m4 + m3 * j1 + m2 * j2
+        D[r, 4, j] = (n5 + n4 * i1 + n3 * i2 + n2 * i3_ + n1 * i4_
+                      + m5 + m4 * j1 + m3 * j2 + m2 * j3)
 
 
 @jit
@@ -281,7 +465,7 @@ def _poly_limit(W2T):
 
 
 @jit(inline="always")
-def _unit_changes(r, d, t, a1, zc, E, p, M, W2T, B, L0, wp, wm, d_poly, acc):
+def _unit_changes(r, d, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, wp, wm, d_poly, acc):
     """acc[j] += wp * dL(+d) + wm * dL(-d) of sample r, when hidden unit j's input moves by +-d, for every j."""
     hid = E.shape[1]
     dt = E.dtype
@@ -295,6 +479,7 @@ def _unit_changes(r, d, t, a1, zc, E, p, M, W2T, B, L0, wp, wm, d_poly, acc):
             cm = -np.expm1(d)
         ep = one - cp  # exp(-d)
         em = one - cm  # exp(d)
+        squares = loss == SUM_SQUARED
         for j in range(hid):
             e = E[r, j]
             dp = cp * zc[r, j] / (one + e * ep)
@@ -303,7 +488,16 @@ def _unit_changes(r, d, t, a1, zc, E, p, M, W2T, B, L0, wp, wm, d_poly, acc):
                 M[r, 3, j] + dp * M[r, 4, j]))))
             sm = dm * (M[r, 0, j] + dm * (M[r, 1, j] + dm * (M[r, 2, j] + dm * (
                 M[r, 3, j] + dm * M[r, 4, j]))))
-            acc[j] += wp * log1p_small(sp, one) + wm * log1p_small(sm, one)
+            if squares:  # the polynomial is the loss change itself
+                acc[j] += wp * sp + wm * sm
+            else:  # the polynomial is sum_k p_k expm1(dz w_k)
+                acc[j] += wp * log1p_small(sp, one) + wm * log1p_small(sm, one)
+    elif loss == SUM_SQUARED:
+        for j in range(hid):
+            dp = _sigmoid_step(a1[r, j], d, one)
+            dm = _sigmoid_step(a1[r, j], -d, one)
+            acc[j] += (wp * _hidden_loss_change_sse(p, Y, B, cbar, r, W2T, j, dp)
+                       + wm * _hidden_loss_change_sse(p, Y, B, cbar, r, W2T, j, dm))
     else:
         tr = t[r]
         for j in range(hid):
@@ -314,7 +508,7 @@ def _unit_changes(r, d, t, a1, zc, E, p, M, W2T, B, L0, wp, wm, d_poly, acc):
 
 
 @jit(parallel=True)
-def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
+def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, out):
     """out[i, j] = sum over samples of wp * dL(+h) + wm * dL(-h) for W1[i, j] (i < D) and b1[j] (i = D)."""
     n = xT.shape[1]
     hid = E.shape[1]
@@ -326,7 +520,7 @@ def _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
             xv = xT[col, r]
             if xv == 0:
                 continue  # this sample does not see W1[col, :] at all
-            _unit_changes(r, h * xv, t, a1, zc, E, p, M, W2T, B, L0, wp, wm, d_poly, g)
+            _unit_changes(r, h * xv, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, wp, wm, d_poly, g)
         for j in range(hid):
             out[col, j] = g[j]
 
@@ -401,7 +595,7 @@ def _mostly_distinct(x, rows):
 
 
 @jit(parallel=True)
-def _hidden_values(x, start, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, vlocT, G):
+def _hidden_values(x, start, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, vlocT, G):
     """Group each sample's inputs (vlocT) and fill its rows of G, from start[r] on, in parallel.
 
     G[start[r] + g, j] = wp * dL(+h v) + wm * dL(-h v) of sample r for hidden unit j, v the
@@ -412,8 +606,8 @@ def _hidden_values(x, start, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, vlocT, G
         gvals = np.empty(start[r + 1] - start[r], dtype=x.dtype)
         count = _row_groups(x, r, vlocT, gvals)
         for g in range(count):
-            _unit_changes(r, h * gvals[g], t, a1, zc, E, p, M, W2T, B, L0, wp, wm, d_poly,
-                          G[start[r] + g])
+            _unit_changes(r, h * gvals[g], t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, wp, wm,
+                          d_poly, G[start[r] + g])
 
 
 @jit
@@ -437,7 +631,7 @@ def _hidden_gather(vlocT, start, G, out):
 
 
 @jit
-def _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
+def _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, out):
     """_hidden_block's result, bit for bit, with the per-sample work done once per input value.
 
     largest = max(1, max |x|). Returns False, leaving out untouched, when no input takes the
@@ -456,18 +650,38 @@ def _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, out):
         return False
     vlocT = np.empty((d + 1, n), dtype=np.int32)
     G = np.zeros((start[n], hid), dtype=E.dtype)
-    _hidden_values(x, start, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, vlocT, G)
+    _hidden_values(x, start, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, vlocT, G)
     _hidden_gather(vlocT, start, G, out)
     return True
 
 
 @jit
-def _output_column(k, z, t, p, q, B, L0, h, wp, wm, fast, out):
+def _output_column(k, z, t, p, q, B, L0, Y, loss, h, wp, wm, fast, out):
     """out[k, j] (W2[j, k]) and out[k, H] (b2[k]): sums of weighted per-sample loss changes."""
     n, hid = z.shape
     one = z.dtype.type(1)
     g = np.zeros(hid + 1, dtype=z.dtype)
     for r in range(n):
+        if loss == SUM_SQUARED and fast:
+            half = one / (one + one)
+            coef = p[r, k]
+            gk = Y[r, k, 1]
+            qk = Y[r, k, 2]
+            for j in range(hid + 1):
+                u = h * (z[r, j] if j < hid else one)
+                sp = coef * expm1_small(u, one)
+                sm = coef * expm1_small(-u, one)
+                ip = one / (one + sp)
+                im = one / (one + sm)
+                g[j] += (wp * (sp * (gk + half * sp * qk * ip) * ip)
+                         + wm * (sm * (gk + half * sm * qk * im) * im))
+            continue
+        if loss == SUM_SQUARED:
+            for j in range(hid + 1):
+                u = h * (z[r, j] if j < hid else one)
+                g[j] += (wp * _output_loss_change_sse(p, Y, B, r, k, u)
+                         + wm * _output_loss_change_sse(p, Y, B, r, k, -u))
+            continue
         if k == t[r]:
             coef = q[r]
             sign = -one  # log1p((1 - p_t) expm1(-u)): the label's own logit moves the other way
@@ -489,25 +703,54 @@ def _output_column(k, z, t, p, q, B, L0, h, wp, wm, fast, out):
 
 
 @jit(parallel=True)
-def _output_block_libm(z, t, p, q, B, L0, h, wp, wm, out):
+def _output_block_libm(z, t, p, q, B, L0, Y, loss, h, wp, wm, out):
     """_output_block's libm path, parallel over classes: it costs far more than waking the workers."""
     for k in prange(p.shape[1]):
-        _output_column(k, z, t, p, q, B, L0, h, wp, wm, False, out)
+        _output_column(k, z, t, p, q, B, L0, Y, loss, h, wp, wm, False, out)
 
 
 @jit
-def _output_block(z, t, p, q, B, L0, h, wp, wm, out):
+def _output_block(z, t, p, q, B, L0, Y, loss, h, wp, wm, out):
     """Sums of weighted per-sample loss changes for out[k, j] (W2[j, k]) and out[k, H] (b2[k])."""
     # |coef * expm1(+-u)| <= expm1(h) for |u| <= h, since z is in [0, 1]
     if h <= z.dtype.type(SMALL / 2):
         for k in range(p.shape[1]):  # serial: the polynomials take less than a wake-up of the workers
-            _output_column(k, z, t, p, q, B, L0, h, wp, wm, True, out)
+            _output_column(k, z, t, p, q, B, L0, Y, loss, h, wp, wm, True, out)
     else:
-        _output_block_libm(z, t, p, q, B, L0, h, wp, wm, out)
+        _output_block_libm(z, t, p, q, B, L0, Y, loss, h, wp, wm, out)
+
+
+@jit
+def _complex_sse_hidden(p, Y, cbar, W2T, r, j, dz_re, dz_im):
+    """Im of sample r's sum of squares when hidden unit j moves by dz_re + i dz_im.
+
+    p'_k = p_k exp(dz u_k) / sum_m p_m exp(dz u_m) with u_k = W2[j, k] - cbar[r, j]; the loss's
+    imaginary part is sum_k Re(p'_k - onehot_k) Im(p'_k), where Re(p'_k) - p_k + r_k keeps the
+    residual's digits.
+    """
+    c = p.shape[1]
+    sr = p.dtype.type(0)
+    si = p.dtype.type(0)
+    mid = cbar[r, j]
+    for k in range(c):
+        u = W2T[k, j] - mid
+        m = p[r, k] * np.exp(dz_re * u)
+        sr += m * np.cos(dz_im * u)
+        si += m * np.sin(dz_im * u)
+    mag = sr * sr + si * si
+    total = p.dtype.type(0)
+    for k in range(c):
+        u = W2T[k, j] - mid
+        m = p[r, k] * np.exp(dz_re * u)
+        cr = m * np.cos(dz_im * u)
+        ci = m * np.sin(dz_im * u)
+        re = (cr * sr + ci * si) / mag - p[r, k] + Y[r, k, 0]
+        total += re * (ci * sr - cr * si) / mag
+    return total
 
 
 @jit(parallel=True)
-def _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, out):
+def _hidden_block_complex(order, xT, t, a1, z, p, W2T, Y, cbar, loss, h, out):
     """Im of the per-sample loss at a1[:, j] + i d, summed, for each column (complex step)."""
     n = xT.shape[1]
     hid = z.shape[1]
@@ -539,6 +782,9 @@ def _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, out):
                     s_re = one - den_re / mag
                 dz_re = s_re - z[r, j]
                 dz_im = e * sd / mag
+                if loss == SUM_SQUARED:
+                    g[j] += _complex_sse_hidden(p, Y, cbar, W2T, r, j, dz_re, dz_im)
+                    continue
                 acc_re = p[r, tr]
                 acc_im = z.dtype.type(0)
                 for k in range(c):
@@ -554,7 +800,33 @@ def _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, out):
 
 
 @jit
-def _output_block_complex(z, t, p, q, h, out):
+def _complex_sse_output(p, Y, r, k, u):
+    """Im of sample r's sum of squares when logit k moves by i u: S = 1 + p_k (e^{iu} - 1),
+    p'_m = p_m / S (m != k), p'_k = p_k e^{iu} / S."""
+    c = p.shape[1]
+    one = p.dtype.type(1)
+    two = one + one
+    sh = np.sin(u / two)
+    cu = np.cos(u)
+    su = np.sin(u)
+    pk = p[r, k]
+    sr = one - two * pk * sh * sh
+    si = pk * su
+    mag = sr * sr + si * si
+    total = p.dtype.type(0)
+    for m in range(c):
+        if m == k:
+            re = pk * (cu * sr + su * si) / mag
+            im = pk * (su * sr - cu * si) / mag
+        else:
+            re = p[r, m] * sr / mag
+            im = -p[r, m] * si / mag
+        total += (re - p[r, m] + Y[r, m, 0]) * im
+    return total
+
+
+@jit
+def _output_block_complex(z, t, p, q, Y, loss, h, out):
     """Im of the per-sample loss at logit k + i u, summed, for W2[:, k] and b2[k] (complex step)."""
     n, hid = z.shape
     c = p.shape[1]
@@ -563,6 +835,10 @@ def _output_block_complex(z, t, p, q, h, out):
     for k in range(c):
         g = np.zeros(hid + 1, dtype=z.dtype)
         for r in range(n):
+            if loss == SUM_SQUARED:
+                for j in range(hid + 1):
+                    g[j] += _complex_sse_output(p, Y, r, k, h * (z[r, j] if j < hid else one))
+                continue
             if k == t[r]:
                 coef = q[r]
                 sign = -one
@@ -602,11 +878,11 @@ def _assemble(hidden, output, scale):
 
 
 @jit
-def _setup(x, t, W1, b1, W2, b2):
+def _setup(x, t, W1, b1, W2, b2, loss):
     """The forward cache, x by columns in a balanced order, max(1, max |x|), the blocks' outputs."""
     d = x.shape[1]
     hid = W1.shape[1]
-    cache = _cached_forward(x, t, W1, b1, W2, b2)
+    cache = _cached_forward(x, t, W1, b1, W2, b2, loss)
     xT, counts, largest = _input_columns(x)
     hidden = np.empty((d + 1, hid), dtype=W1.dtype)
     output = np.empty((W2.shape[1], hid + 1), dtype=W1.dtype)
@@ -614,37 +890,39 @@ def _setup(x, t, W1, b1, W2, b2):
 
 
 @jit
-def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method):
-    """Finite-difference gradient (gW1, gb1, gW2, gb2) of the mean cross-entropy, shapes of the params.
+def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method, loss=CROSS_ENTROPY):
+    """Finite-difference gradient (gW1, gb1, gW2, gb2) of the mean loss, shapes of the params.
 
     x (N, D), t (N,) int labels, params of one float dtype; h > 0 of that dtype; method CENTRAL
-    ((L(+h) - L(-h)) / 2h), FORWARD ((L(+h) - L) / h) or BACKWARD ((L - L(-h)) / h) for every parameter.
+    ((L(+h) - L(-h)) / 2h), FORWARD ((L(+h) - L) / h) or BACKWARD ((L - L(-h)) / h) for every
+    parameter; loss CROSS_ENTROPY or SUM_SQUARED.
     """
     dt = W1.dtype
     one = dt.type(1)
-    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, largest, hidden, output = _setup(
-        x, t, W1, b1, W2, b2)
+    (a1, z, zc, E, p, q, M, W2T, B, L0, Y, cbar), xT, order, largest, hidden, output = _setup(
+        x, t, W1, b1, W2, b2, loss)
     wp, wm = _direction_weights(method, one)
-    if not _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, hidden):
-        _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, h, wp, wm, hidden)
-    _output_block(z, t, p, q, B, L0, h, wp, wm, output)
+    if not _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm,
+                           hidden):
+        _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, hidden)
+    _output_block(z, t, p, q, B, L0, Y, loss, h, wp, wm, output)
     steps = one + one if method == CENTRAL else one
     return _assemble(hidden, output, one / (steps * h * dt.type(x.shape[0])))
 
 
 @jit
-def two_layer_complex_step(x, t, W1, b1, W2, b2, h):
+def two_layer_complex_step(x, t, W1, b1, W2, b2, h, loss=CROSS_ENTROPY):
     """Complex-step gradient Im L(theta + i h e_p) / h for every parameter: (gW1, gb1, gW2, gb2).
 
-    Exact to rounding for any small h (there is no subtraction); shapes and dtypes as in
+    Exact to rounding for any small h (there is no subtraction); shapes, dtypes and loss as in
     two_layer_numerical_gradient. Separate from it so that neither compiles the other's blocks.
     """
     dt = W1.dtype
     one = dt.type(1)
-    (a1, z, zc, E, p, q, M, W2T, B, L0), xT, order, largest, hidden, output = _setup(
-        x, t, W1, b1, W2, b2)
-    _hidden_block_complex(order, xT, t, a1, z, p, W2T, h, hidden)
-    _output_block_complex(z, t, p, q, h, output)
+    (a1, z, zc, E, p, q, M, W2T, B, L0, Y, cbar), xT, order, largest, hidden, output = _setup(
+        x, t, W1, b1, W2, b2, loss)
+    _hidden_block_complex(order, xT, t, a1, z, p, W2T, Y, cbar, loss, h, hidden)
+    _output_block_complex(z, t, p, q, Y, loss, h, output)
     return _assemble(hidden, output, one / (h * dt.type(x.shape[0])))
 
 

@@ -72,3 +72,73 @@ def softmax_cross_entropy_grad(a, t):
         for k in range(c):
             g[r, k] *= inv_n
     return g
+
+
+# Which loss a fused kernel computes on the softmax outputs: an integer argument, so one compiled
+# kernel serves both and the Python layer chooses per call.
+CROSS_ENTROPY = 0
+SUM_SQUARED = 1
+
+
+@jit
+def row_residuals(a, r, label, p, res):
+    """Softmax p[k] of row r and the residuals res[k] = p[k] - onehot(label)[k]; returns (R0, q).
+
+    R0 = sum_k p_k res_k and q = 1 - p[label] = sum of the other probabilities, summed directly:
+    p[label] - 1 would lose every digit of q when the net is confident.
+    """
+    c = a.shape[1]
+    m, s = row_max_sumexp(a, r)
+    q = a.dtype.type(0)
+    for k in range(c):
+        p[k] = np.exp(a[r, k] - m) / s
+        if k != label:
+            q += p[k]
+    r0 = a.dtype.type(0)
+    for k in range(c):
+        res[k] = -q if k == label else p[k]
+        r0 += p[k] * res[k]
+    return r0, q
+
+
+@jit
+def row_sum_squared(a, r, label, p, res):
+    """Half the squared distance between softmax(a[r]) and the one-hot label: (sum_{k != t} p_k^2 + q^2) / 2."""
+    row_residuals(a, r, label, p, res)
+    total = a.dtype.type(0)
+    for k in range(a.shape[1]):
+        total += res[k] * res[k]
+    return total / (a.dtype.type(1) + a.dtype.type(1))
+
+
+@jit
+def softmax_sum_squared(a, t):
+    """Mean over rows of half the squared distance between softmax(a) (N, C) and the one-hot labels t (N,)."""
+    n, c = a.shape
+    p = np.empty(c, dtype=a.dtype)
+    res = np.empty(c, dtype=a.dtype)
+    total = a.dtype.type(0)
+    for r in range(n):
+        total += row_sum_squared(a, r, t[r], p, res)
+    return total / a.dtype.type(n)
+
+
+@jit
+def row_sum_squared_delta(a, r, label, p, res, scale, out):
+    """out[k] = scale * dL/da_k of half the squared distance: p_k (res_k - sum_m p_m res_m)."""
+    r0, _ = row_residuals(a, r, label, p, res)
+    for k in range(a.shape[1]):
+        out[k] = p[k] * (res[k] - r0) * scale
+
+
+@jit
+def softmax_sum_squared_grad(a, t):
+    """Gradient of softmax_sum_squared w.r.t. the logits a (N, C): p * (res - sum(p * res)) / N by rows."""
+    n, c = a.shape
+    g = np.empty_like(a)
+    p = np.empty(c, dtype=a.dtype)
+    res = np.empty(c, dtype=a.dtype)
+    inv_n = a.dtype.type(1) / a.dtype.type(n)
+    for r in range(n):
+        row_sum_squared_delta(a, r, t[r], p, res, inv_n, g[r])
+    return g

@@ -1,7 +1,9 @@
-"""The two-layer net fused: affine -> sigmoid -> affine -> softmax cross-entropy in one kernel.
+"""The two-layer net fused: affine -> sigmoid -> affine -> softmax -> loss in one kernel.
 
 Shapes: x (N, D), t (N,) int class indices, W1 (D, H), b1 (H,), W2 (H, C), b2 (C,). All float
-arrays share one dtype and every intermediate stays in it.
+arrays share one dtype and every intermediate stays in it. `loss` is CROSS_ENTROPY (the default)
+or SUM_SQUARED (half the squared distance between the softmax output and the one-hot label), each
+averaged over the batch.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ import numpy as np
 from kernels._jit import jit
 from kernels.activation import sigmoid_pair
 from kernels.affine import affine_row
-from kernels.softmax import row_max_sumexp, softmax_cross_entropy, softmax_rows
+from kernels.softmax import (
+    CROSS_ENTROPY,
+    SUM_SQUARED,
+    row_max_sumexp,
+    row_sum_squared_delta,
+    softmax_cross_entropy,
+    softmax_rows,
+    softmax_sum_squared,
+)
 
 
 @jit
@@ -63,15 +73,18 @@ def two_layer_predict(x, W1, b1, W2, b2):
 
 
 @jit
-def two_layer_loss(x, t, W1, b1, W2, b2):
-    """Exact mean softmax cross-entropy of the two-layer net on (x, t), a scalar of the params dtype."""
+def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
+    """Exact mean loss (softmax cross-entropy, or sum of squares) of the net on (x, t), a scalar of the params dtype."""
     _, z, _ = hidden_forward(x, W1, b1)
-    return softmax_cross_entropy(output_forward(z, W2, b2), t)
+    a2 = output_forward(z, W2, b2)
+    if loss == SUM_SQUARED:
+        return softmax_sum_squared(a2, t)
+    return softmax_cross_entropy(a2, t)
 
 
 @jit
-def two_layer_gradient(x, t, W1, b1, W2, b2):
-    """Backprop gradients (dW1, db1, dW2, db2) of the mean cross-entropy, shapes of the params."""
+def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
+    """Backprop gradients (dW1, db1, dW2, db2) of the mean loss, shapes of the params."""
     n, d = x.shape
     h = W1.shape[1]
     c = W2.shape[1]
@@ -86,11 +99,16 @@ def two_layer_gradient(x, t, W1, b1, W2, b2):
     db2 = np.zeros(c, dtype=dt)
     dy = np.empty(c, dtype=dt)
     da1 = np.empty(h, dtype=dt)
+    p = np.empty(c, dtype=dt)
+    res = np.empty(c, dtype=dt)
     for r in range(n):
-        m, s = row_max_sumexp(a2, r)
-        for k in range(c):
-            dy[k] = np.exp(a2[r, k] - m) / s * inv_n
-        dy[t[r]] -= inv_n
+        if loss == SUM_SQUARED:
+            row_sum_squared_delta(a2, r, t[r], p, res, inv_n, dy)
+        else:
+            m, s = row_max_sumexp(a2, r)
+            for k in range(c):
+                dy[k] = np.exp(a2[r, k] - m) / s * inv_n
+            dy[t[r]] -= inv_n
         for k in range(c):
             db2[k] += dy[k]
         for j in range(h):

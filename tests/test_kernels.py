@@ -71,8 +71,12 @@ def _pre(rng, s, dt):
     return (4 * rng.standard_normal((s.n, s.h))).astype(dt)
 
 
-def _ref_net(W1, b1, W2, b2):
-    return ref.TwoLayerNet.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2}, delta=0.0)
+LOSS_NAMES = {kernels.CROSS_ENTROPY: "cross_entropy", kernels.SUM_SQUARED: "sum_squared"}
+
+
+def _ref_net(W1, b1, W2, b2, loss=kernels.CROSS_ENTROPY):
+    return ref.TwoLayerNet.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2}, delta=0.0,
+                                       loss=LOSS_NAMES[loss])
 
 
 def _ref_ce(a, t):
@@ -81,13 +85,17 @@ def _ref_ce(a, t):
     return ref.softmax_cross_entropy(a, one_hot(t, a.shape[1]))
 
 
-def _ref_loss(x, t, W1, b1, W2, b2):
-    return _ref_net(W1, b1, W2, b2).loss(x, one_hot(t, W2.shape[1]))
+def _ref_loss(x, t, W1, b1, W2, b2, loss=kernels.CROSS_ENTROPY):
+    return _ref_net(W1, b1, W2, b2, loss).loss(x, one_hot(t, W2.shape[1]))
 
 
-def _ref_gradient(x, t, W1, b1, W2, b2):
-    g = _ref_net(W1, b1, W2, b2).gradient(x, t)
+def _ref_gradient(x, t, W1, b1, W2, b2, loss=kernels.CROSS_ENTROPY):
+    g = _ref_net(W1, b1, W2, b2, loss).gradient(x, t)
     return tuple(g[k] for k in ("W1", "b1", "W2", "b2"))
+
+
+def _ref_sum_squared(a, t):
+    return ref.softmax_sum_squared(a, one_hot(t, a.shape[1]))
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,18 @@ CASES = {
     "two_layer_gradient": Case(
         kernels.two_layer_gradient, _ref_gradient,
         lambda r, s, dt: (_x(r, s, dt), labels(r, s.n, s.c), *_params(r, s, dt))),
+    "softmax_sum_squared": Case(
+        kernels.softmax_sum_squared, _ref_sum_squared,
+        lambda r, s, dt: (_logits(r, s, dt), labels(r, s.n, s.c))),
+    "softmax_sum_squared_grad": Case(
+        kernels.softmax_sum_squared_grad, ref.softmax_sum_squared_grad,
+        lambda r, s, dt: (_logits(r, s, dt), labels(r, s.n, s.c))),
+    "two_layer_loss[sum_squared]": Case(
+        kernels.two_layer_loss, _ref_loss,
+        lambda r, s, dt: (_x(r, s, dt), labels(r, s.n, s.c), *_params(r, s, dt), kernels.SUM_SQUARED)),
+    "two_layer_gradient[sum_squared]": Case(
+        kernels.two_layer_gradient, _ref_gradient,
+        lambda r, s, dt: (_x(r, s, dt), labels(r, s.n, s.c), *_params(r, s, dt), kernels.SUM_SQUARED)),
 }
 
 
@@ -137,7 +157,7 @@ def _dispatchers():
 
 @needs_jit
 def test_table_covers_every_kernel():
-    assert _dispatchers() - NUMGRAD_KERNELS == set(CASES)
+    assert _dispatchers() - NUMGRAD_KERNELS == {case.kernel.__name__ for case in CASES.values()}
 
 
 @needs_jit
@@ -150,12 +170,17 @@ def _as_tuple(out):
 
 
 def _upcast(args):
-    return tuple(a.astype(np.float64) if a.dtype.kind == "f" else a for a in args)
+    return tuple(a.astype(np.float64) if getattr(a, "dtype", None) is not None and a.dtype.kind == "f"
+                 else a for a in args)
 
 
 def _return_type(kernel, args):
     """The numba return type of the specialisation `args` selected."""
-    return kernel.overloads[tuple(numba.typeof(a) for a in args)].signature.return_type
+    types = tuple(numba.typeof(a) for a in args)
+    # a kernel with a defaulted trailing argument (loss) is keyed with it as `omitted(...)`
+    (sig,) = [k for k in kernel.overloads if k[:len(types)] == types
+              and all(isinstance(x, numba.types.Omitted) for x in k[len(types):])]
+    return kernel.overloads[sig].signature.return_type
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -165,11 +190,11 @@ def test_kernel_matches_reference(name, shape, dtype):
     case, s = CASES[name], SHAPES[shape]
     rng = np.random.default_rng([list(CASES).index(name), list(SHAPES).index(shape)])
     args = case.build(rng, s, dtype)
-    before = [a.copy() for a in args]
+    before = [np.copy(a) for a in args]
     got = _as_tuple(case.kernel(*args))
     want = _as_tuple(case.reference(*_upcast(args)))
     for a, b in zip(args, before):  # kernels are pure: inputs untouched
-        assert a.tobytes() == b.tobytes()
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
     assert len(got) == len(want)
     for g, w in zip(got, want):
         if isinstance(g, np.ndarray):
@@ -310,7 +335,8 @@ def _float32_ir(kernel, args):
     opts = {k: v for k, v in kernel.targetoptions.items() if k in ("fastmath", "parallel", "boundscheck")}
     fresh = numba.njit(**opts)(kernel.py_func)
     fresh(*args)
-    return fresh.inspect_llvm(tuple(numba.typeof(a) for a in args))
+    (ir,) = fresh.inspect_llvm().values()
+    return ir
 
 
 @needs_jit
@@ -331,11 +357,13 @@ def test_upcast_detector_detects_an_upcast():
 def _float32_calls():
     rng = np.random.default_rng(5)
     s = SHAPES["non-square"]
-    calls = {name: case.build(rng, s, np.float32) for name, case in CASES.items()}
+    calls = {name: (case.kernel, case.build(rng, s, np.float32)) for name, case in CASES.items()}
     x, t, *p = CASES["two_layer_loss"].build(rng, s, np.float32)
-    # method is a run-time argument: one specialisation serves central, forward and backward
-    calls["two_layer_numerical_gradient"] = (x, t, *p, np.float32(1e-4), kernels.CENTRAL)
-    calls["two_layer_complex_step"] = (x, t, *p, np.float32(1e-20))
+    # method and loss are run-time arguments: one specialisation serves every method and both losses
+    calls["two_layer_numerical_gradient"] = (
+        kernels.two_layer_numerical_gradient, (x, t, *p, np.float32(1e-4), kernels.CENTRAL, kernels.SUM_SQUARED))
+    calls["two_layer_complex_step"] = (
+        kernels.two_layer_complex_step, (x, t, *p, np.float32(1e-20), kernels.SUM_SQUARED))
     return calls
 
 
@@ -345,8 +373,8 @@ FLOAT32_CALLS = _float32_calls()
 @needs_jit
 @pytest.mark.parametrize("name", FLOAT32_CALLS, ids=str)
 def test_float32_kernels_do_no_double_arithmetic(name):
-    kernel = getattr(kernels, name)
-    ir = _float32_ir(kernel, FLOAT32_CALLS[name])
+    kernel, args = FLOAT32_CALLS[name]
+    ir = _float32_ir(kernel, args)
     found = _DOUBLE_MATH.findall(ir)
     assert not found, f"{name}: float64 arithmetic in the float32 kernel: {found[:3]}"
 
@@ -420,6 +448,38 @@ def test_softmax_cross_entropy_properties(case):
     with np.errstate(divide="ignore", over="ignore", under="ignore"):
         np.testing.assert_allclose(g, ref.softmax_cross_entropy_grad(a.astype(np.float64), t),
                                    rtol=0, atol=8 * eps * scale / n)
+
+
+def _sum_squared_longdouble(a, t):
+    """Mean half squared distance between softmax(a) and one-hot t, in np.longdouble."""
+    a = np.asarray(a, dtype=np.longdouble)
+    e = np.exp(a - a.max(axis=1, keepdims=True))
+    y = e / e.sum(axis=1, keepdims=True)
+    y[np.arange(a.shape[0]), t] -= 1
+    return (y * y).sum(axis=1).mean() / 2
+
+
+@PROPS
+@given(logits_and_labels())
+def test_softmax_sum_squared_properties(case):
+    a, t, dtype = case
+    eps = float(np.finfo(dtype).eps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = kernels.softmax_sum_squared(a, t)
+        g = kernels.softmax_sum_squared_grad(a, t)
+    assert np.isfinite(loss) and 0 <= loss <= 1  # half of |y - onehot|^2 <= half of 2
+    # softmax rounds a - max with an error of eps * |a|: the loss inherits it
+    scale = 1 + float(np.abs(a).max())
+    assert abs(loss - float(_sum_squared_longdouble(a, t))) <= 16 * eps * scale
+    if dtype == np.float32:
+        assert np.float32(loss) == loss
+    n, c = a.shape
+    assert g.dtype == dtype and np.isfinite(g).all()
+    # the gradient's rows sum to zero: softmax ignores a common shift of the logits
+    assert np.abs(g.sum(axis=1, dtype=np.float64)).max() <= 8 * eps * c / n
+    np.testing.assert_allclose(g, ref.softmax_sum_squared_grad(a.astype(np.float64), t),
+                               rtol=0, atol=16 * eps * scale / n)
 
 
 @PROPS

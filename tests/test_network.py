@@ -193,8 +193,8 @@ def test_float32_net_computes_and_returns_float32(mnist_batch):
     assert isinstance(loss, np.float32)
     # computed in float32 by the kernel, not computed in float64 and cast afterwards
     x32 = x.astype(np.float32)
-    args = (x32, t.astype(np.int64), *(net.params[k] for k in PARAM_NAMES))
-    sig = tuple(numba.typeof(a) for a in args)
+    args = (x32, t.astype(np.int64), *(net.params[k] for k in PARAM_NAMES), kernels.CROSS_ENTROPY)
+    sig = tuple(numba.typeof(a) for a in args)  # the net passes its loss explicitly
     assert kernels.two_layer_loss.overloads[sig].signature.return_type == numba.float32
     for method in ("gradient", "numerical_gradient"):
         g = getattr(net, method)(x, t)

@@ -404,20 +404,22 @@ def test_large_steps_and_weights_match_the_book_loop(mnist_batch, h, weights):
             assert err <= tol, f"{method} {key} h={h}: {err:.2e} > {tol:.1e}"
 
 
-def _hidden_blocks(x, t, net, h):
+def _hidden_blocks(x, t, net, h, loss=kernels.CROSS_ENTROPY):
     """The hidden block of the kernel, direct and grouped by input value: (direct, grouped, used)."""
     from kernels import numgrad
 
     p = net.params
     t = np.asarray(t, dtype=np.int64)
-    (a1, z, zc, E, prob, q, M, W2T, B, L0), xT, order, largest, hidden, _ = numgrad._setup(
-        x, t, p["W1"], p["b1"], p["W2"], p["b2"])
+    cache, xT, order, largest, hidden, _ = numgrad._setup(
+        x, t, p["W1"], p["b1"], p["W2"], p["b2"], loss)
+    a1, z, zc, E, prob, q, M, W2T, B, L0, Y, cbar = cache
     h = x.dtype.type(h)
     one = x.dtype.type(1)
     direct = np.full_like(hidden, np.nan)
     grouped = np.full_like(hidden, np.nan)
-    numgrad._hidden_block(order, xT, t, a1, zc, E, prob, M, W2T, B, L0, h, one, -one, direct)
-    used = numgrad._hidden_grouped(x, largest, t, a1, zc, E, prob, M, W2T, B, L0, h, one, -one, grouped)
+    block = (t, a1, zc, E, prob, M, W2T, B, L0, Y, cbar, loss, h, one, -one)
+    numgrad._hidden_block(order, xT, *block, direct)
+    used = numgrad._hidden_grouped(x, largest, *block, grouped)
     return direct, grouped, used
 
 

@@ -31,6 +31,11 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=positive_int, default=100, metavar="N", help="mini-batch size (default: 100)")
     parser.add_argument("--lr", type=positive_float, default=0.1, metavar="X", help="learning rate (default: 0.1)")
     parser.add_argument("--hidden", type=positive_int, default=50, metavar="N", help="hidden units (default: 50)")
+    parser.add_argument(
+        "--loss", choices=("cross_entropy", "sum_squared"), default="cross_entropy",
+        help="loss of the softmax outputs: cross_entropy (the book's for the net) or sum_squared (half the "
+        "squared distance to the one-hot label, the book's mean_squared_error); default: cross_entropy",
+    )
     parser.add_argument("--h", type=positive_float, default=1e-4, metavar="X", help="numerical-gradient step (default: 1e-4)")
     parser.add_argument(
         "--seed", type=nonnegative_int, default=0, metavar="N", help="seed of the weight init and the batch draws (default: 0)"
@@ -86,7 +91,8 @@ def run(args) -> int:
 
     try:
         net = TwoLayerNet(
-            np.asarray(x_train).shape[1], args.hidden, classes, dtype=np.dtype(args.dtype), seed=args.seed
+            np.asarray(x_train).shape[1], args.hidden, classes, dtype=np.dtype(args.dtype), seed=args.seed,
+            loss=args.loss,
         )
     except (ValueError, TypeError) as exc:
         return _fail(str(exc))
@@ -100,7 +106,8 @@ def run(args) -> int:
     data_name = f"digits split {split_seed}" if digits else args.data
     print(
         f"fastnet train: {data_name} ({train_size} train / {np.asarray(x_test).shape[0]} test), "
-        f"{args.grad} gradients, net {net.params['W1'].shape[0]}-{args.hidden}-{classes} {args.dtype}, "
+        f"{args.grad} gradients, net {net.params['W1'].shape[0]}-{args.hidden}-{classes} {args.dtype}"
+        f"{'' if args.loss == 'cross_entropy' else ' sum_squared loss'}, "
         f"{args.iters} iterations of batch {args.batch_size}, lr {args.lr}, seed {args.seed}"
     )
     print(f"one epoch = {ipe:.2f} iterations; {len(evals)} evaluations", end="")
