@@ -8,6 +8,7 @@
 
 from fastnet import datasets, reference
 from fastnet._version import __version__
+from fastnet.descent import Descent, DivergenceWarning, gradient_descent
 from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
 from fastnet.gradient import numerical_gradient
 from fastnet.history import History
@@ -17,6 +18,8 @@ from fastnet.threads import num_threads, set_num_threads
 from fastnet.training import train
 
 __all__ = [
+    "Descent",
+    "DivergenceWarning",
     "GradientCheck",
     "History",
     "StepStudy",
@@ -24,6 +27,7 @@ __all__ = [
     "__version__",
     "datasets",
     "gradient_check",
+    "gradient_descent",
     "load",
     "num_threads",
     "numerical_gradient",

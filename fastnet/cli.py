@@ -14,6 +14,7 @@ COMMANDS = {
     "gradcheck": "fastnet.commands.gradcheck",
     "steps": "fastnet.commands.steps",
     "bench": "fastnet.commands.bench",
+    "descent": "fastnet.commands.descent",
 }
 
 

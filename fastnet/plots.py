@@ -116,4 +116,70 @@ def plot_step_study(hs, errors, path, title=None):
     _save(fig, path)
 
 
-__all__ = ["plot_history", "plot_step_study"]
+def plot_descent(f, path, out, title=None, resolution=200):
+    """Write a PNG to `out`: the iterates of a gradient descent over the contours of f (book fig. 4-10).
+
+    f: f(x) -> scalar for a 2-vector x; path: (K, 2) iterates, the start first (for instance
+    `gradient_descent(..., path=True).path`). The view covers the iterates, except that a path
+    that runs off far beyond its start (a diverging one) is shown around the start, with a note.
+    """
+    pts = np.asarray(path, dtype=float)
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
+        raise ValueError(f"path must have shape (K, 2) with K >= 1 (2-D descents only), got {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError("path holds NaN or inf")
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
+
+    start = pts[0]
+    reach = max(1.0, float(np.abs(start).max()))
+    lo = pts.min(axis=0)
+    hi = pts.max(axis=0)
+    clipped = bool(np.abs(pts - start).max() > 20 * reach)
+    if clipped:  # a diverging path: show where it started, not the whole run to 1e100
+        lo, hi = start - 2 * reach, start + 2 * reach
+    span = np.maximum(hi - lo, 0.1 * reach)
+    lo, hi = lo - 0.15 * span, hi + 0.15 * span
+    # square view so that the axes read like the book's figure
+    centre = (lo + hi) / 2
+    half = float((hi - lo).max()) / 2
+    lo, hi = centre - half, centre + half
+    gx = np.linspace(lo[0], hi[0], resolution)
+    gy = np.linspace(lo[1], hi[1], resolution)
+    values = np.empty((resolution, resolution))
+    point = np.empty(2)
+    for i, yv in enumerate(gy):
+        for j, xv in enumerate(gx):
+            point[0], point[1] = xv, yv
+            values[i, j] = f(point)
+
+    fig = _figure(figsize=(5.6, 5.0), layout="constrained")
+    ax = fig.subplots()
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.max() > finite.min():
+        # levels spaced in sqrt(f - min): circles of a quadratic come out evenly spaced
+        vmin = float(finite.min())
+        levels = vmin + np.linspace(0, np.sqrt(float(finite.max()) - vmin), 16)[1:] ** 2
+        cs = ax.contour(gx, gy, values, levels=levels, cmap="Greys", linewidths=0.7)
+        ax.clabel(cs, fontsize=6, fmt="%.3g")
+    ax.axhline(0, color="0.6", linestyle="--", linewidth=0.7)
+    ax.axvline(0, color="0.6", linestyle="--", linewidth=0.7)
+    inside = pts if not clipped else pts[(np.abs(pts - start) <= 2.2 * reach).all(axis=1)]
+    ax.plot(inside[:, 0], inside[:, 1], "o-", color="tab:blue", markersize=3, linewidth=0.8,
+            label=f"iterates ({pts.shape[0] - 1} steps)")
+    ax.plot(pts[0, 0], pts[0, 1], "s", color="tab:green", markersize=6, label="start")
+    if not clipped:
+        ax.plot(pts[-1, 0], pts[-1, 1], "*", color="tab:red", markersize=10, label="end")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel("x0")
+    ax.set_ylabel("x1")
+    ax.legend(loc="best", fontsize="small")
+    if clipped:
+        ax.text(0.5, 0.02, f"the path leaves this view (ends at |x| = {np.abs(pts[-1]).max():.3g})",
+                transform=ax.transAxes, ha="center", fontsize="small", color="tab:red")
+    ax.set_title(title if title is not None else "gradient descent", fontsize="small")
+    _save(fig, out)
+
+
+__all__ = ["plot_descent", "plot_history", "plot_step_study"]
