@@ -115,6 +115,30 @@ class SoftmaxCrossEntropyGrad(_KernelPair):
                 lambda: reference.softmax_cross_entropy_grad(a2, t))
 
 
+class SoftmaxSumSquared(_KernelPair):
+    """Mean half squared distance between softmax(logits) (batch, 10) and the one-hot labels."""
+
+    def build(self, batch, dtype):
+        import kernels
+        from fastnet import reference
+
+        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        return (lambda: kernels.softmax_sum_squared(a2, t),
+                lambda: reference.softmax_sum_squared(a2, t))
+
+
+class SoftmaxSumSquaredGrad(_KernelPair):
+    """Gradient of the sum-of-squares loss w.r.t. (batch, 10) logits."""
+
+    def build(self, batch, dtype):
+        import kernels
+        from fastnet import reference
+
+        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        return (lambda: kernels.softmax_sum_squared_grad(a2, t),
+                lambda: reference.softmax_sum_squared_grad(a2, t))
+
+
 class TwoLayerLoss(_KernelPair):
     """Fused forward pass and loss of the 784-50-10 net; reference: TwoLayerNet.loss."""
 

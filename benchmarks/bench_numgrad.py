@@ -123,6 +123,51 @@ class NumericalGradientSteps:
         "ratio fastnet/reference (reference extrapolated from 100 W1 entries)")
 
 
+class NumericalGradientLoss:
+    """784-50-10, batch 100, MNIST: the structure-aware gradient for each loss of the softmax.
+
+    The sum of squares has its own exact kernel path (series of the loss change instead of the
+    cross-entropy's log1p of class moments); the ratio tracks that it stays in the same class.
+    """
+
+    params = (["cross_entropy", "sum_squared"],)
+    param_names = ["loss"]
+    timeout = 300
+
+    def setup(self, loss):
+        def build():
+            import fastnet
+            from fastnet import reference
+
+            fnet = fastnet.TwoLayerNet(784, 50, 10, seed=0, loss=loss)
+            ref = reference.TwoLayerNet.from_params(fnet.params, delta=0.0, loss=loss)
+            x, t = mnist_batch(100)
+            fnet.numerical_gradient(x, t)  # compile outside any timing
+            ce = fastnet.TwoLayerNet(784, 50, 10, seed=0)
+            ce.numerical_gradient(x, t)
+            return fnet, ce, ref, x, t, spread_indices(ref.params["W1"].size, SUBSET)
+        self.fnet, self.ce, self.ref, self.x, self.t, self.idx = cached(("numgrad-loss", loss), build)
+
+    def time_fastnet(self, loss):
+        """fastnet: every parameter, with this loss."""
+        self.fnet.numerical_gradient(self.x, self.t)
+
+    def time_reference_subset(self, loss):
+        """Reference: SUBSET (100) W1 entries with this loss."""
+        from fastnet import reference
+
+        ref, x, t = self.ref, self.x, self.t
+        reference.numerical_gradient(lambda W: ref.loss(x, t), ref.params["W1"], indices=self.idx)
+
+    def track_over_cross_entropy(self, loss):
+        """This loss's numerical gradient time / the cross-entropy's, same net and batch (1 for it)."""
+        mine = median_seconds(lambda: self.fnet.numerical_gradient(self.x, self.t), 15)
+        ce = median_seconds(lambda: self.ce.numerical_gradient(self.x, self.t), 15)
+        return mine / ce
+
+    track_over_cross_entropy.unit = "ratio loss/cross_entropy"
+
+
 class NumericalGradientLoop:
     """Generic compiled loop on W2 of 784-50-10 (batch 100, MNIST-like) vs the reference on all of W2."""
 

@@ -64,6 +64,8 @@ KERNELS = (
     "sigmoid",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
+    "softmax_sum_squared",
+    "softmax_sum_squared_grad",
     "two_layer_loss",
     "two_layer_gradient",
 )
@@ -164,6 +166,17 @@ class BenchReport:
             if target is not None:
                 notes.append(f"speedup, {label}: issue 3 target >= {target:,.0f}x "
                              f"({'met' if c.speedup >= target else 'NOT met'})")
+        for c in self.numerical_gradient:
+            if c.extra.get("loss", "cross_entropy") == "cross_entropy":
+                continue
+            twin = next((o for o in self.numerical_gradient
+                         if o.extra.get("loss", "cross_entropy") == "cross_entropy"
+                         and o.size == c.size and o.dtype == c.dtype
+                         and o.extra.get("data") == c.extra.get("data")), None)
+            if twin is not None:
+                notes.append(f"numerical gradient {c.size} {c.dtype} {c.extra.get('data')}, "
+                             f"{c.extra['loss']} / cross_entropy: {c.fastnet_s / twin.fastnet_s:.2f}x "
+                             f"({format_seconds(c.fastnet_s)} / {format_seconds(twin.fastnet_s)})")
         if self.blas_after_parallel:
             b = self.blas_after_parallel
             notes.append(f"NumPy BLAS call ({b['call']}): alone {format_seconds(b['alone_s'])}, "
@@ -354,6 +367,14 @@ def _kernel_cases(name, batch, dtype, net, seed=0):
         return (f"({batch},{c})",
                 lambda: kernels.softmax_cross_entropy_grad(a2, t),
                 lambda: reference.softmax_cross_entropy_grad(a2, t))
+    if name == "softmax_sum_squared":
+        return (f"({batch},{c})",
+                lambda: kernels.softmax_sum_squared(a2, t),
+                lambda: reference.softmax_sum_squared(a2, t))
+    if name == "softmax_sum_squared_grad":
+        return (f"({batch},{c})",
+                lambda: kernels.softmax_sum_squared_grad(a2, t),
+                lambda: reference.softmax_sum_squared_grad(a2, t))
     ref_net = reference.TwoLayerNet.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2})
     if name == "two_layer_loss":
         return (_net_label(net, batch),
@@ -457,11 +478,12 @@ def reference_numerical_gradient_time(ref_net, x, t, *, subset=200, h=1e-4, repe
 
 
 def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", dtype="float64",
-                             subset=200, repeat=5, h=1e-4, seed=0) -> Comparison:
+                             subset=200, repeat=5, h=1e-4, seed=0, loss="cross_entropy") -> Comparison:
     """Full numerical gradient: fastnet's structure-aware kernel beside the book's loop, plus backprop.
 
     The reference time is extrapolated from `subset` entries per parameter array (see module doc).
     The row's extra fields hold fastnet's backprop time and numerical-gradient / backprop ratio.
+    `loss` is the net's loss ("cross_entropy" or "sum_squared"), for both sides.
     """
     import fastnet
     from fastnet import reference
@@ -471,8 +493,8 @@ def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", d
     dtype = _dtype_name(dtype)
     x = _inputs(data, batch, net[0], np.dtype(dtype), seed)
     t = random_labels(batch, net[2], seed=seed)
-    fnet = fastnet.TwoLayerNet(*net, seed=seed, dtype=np.dtype(dtype))
-    ref_net = reference.TwoLayerNet.from_params(fnet.params)
+    fnet = fastnet.TwoLayerNet(*net, seed=seed, dtype=np.dtype(dtype), loss=loss)
+    ref_net = reference.TwoLayerNet.from_params(fnet.params, loss=loss)
     _settle()
     ref_s, timed, total = reference_numerical_gradient_time(ref_net, x, t, subset=subset, h=h,
                                                            repeat=repeat)
@@ -485,15 +507,17 @@ def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", d
         "zero_fraction": float(np.mean(x == 0)),
         "backprop_s": backprop_s,
         "numgrad_over_backprop": fast_s / backprop_s,
+        "loss": loss,
     }
-    if dtype == "float64" and net == DEFAULT_NET and batch == 100:
+    if dtype == "float64" and net == DEFAULT_NET and batch == 100 and loss == "cross_entropy":
         # issue 3's targets: MNIST-like >= 3000x the reference and <= 6x backprop; dense >= 500x
         if data == "mnist-like":
             extra["speedup_target_min"] = TARGETS["mnist_like_speedup_min"]
             extra["numgrad_over_backprop_target_max"] = TARGETS["numgrad_over_backprop_max"]
         else:
             extra["speedup_target_min"] = TARGETS["dense_speedup_min"]
-    return Comparison(f"numerical_gradient ({data})", _net_label(net, batch), dtype, ref_s, fast_s,
+    label = data if loss == "cross_entropy" else f"{data}, {loss}"
+    return Comparison(f"numerical_gradient ({label})", _net_label(net, batch), dtype, ref_s, fast_s,
                       reference_params=timed, total_params=total, extra=extra)
 
 
@@ -651,6 +675,8 @@ def run(*, quick=False, threads=None, batch_sizes=None, dtypes=None, net=None, b
         say(f"numerical gradient {_net_label(net, batch)} (mnist-like, dense)")
         ng_rows = [bench_numerical_gradient(net, batch, data="mnist-like", subset=subset,
                                             repeat=repeat),
+                   bench_numerical_gradient(net, batch, data="mnist-like", subset=subset,
+                                            repeat=repeat, loss="sum_squared"),
                    bench_numerical_gradient(net, batch, data="dense", subset=subset,
                                             repeat=repeat)]
         if "float32" in dtypes and not quick:  # quick skips its compilation (about 15 s here)

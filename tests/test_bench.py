@@ -197,8 +197,13 @@ def test_bench_json_structure(tiny_json):
 
 def test_bench_json_numerical_gradient_rows(tiny_json):
     rows = tiny_json["numerical_gradient"]
-    by_data = {r["data"]: r for r in rows if r["kernel"].startswith("numerical_gradient (")}
+    by_data = {r["data"]: r for r in rows if r["kernel"].startswith("numerical_gradient (")
+               and r["loss"] == "cross_entropy"}
     assert set(by_data) == {"mnist-like", "dense"}
+    (squares,) = [r for r in rows if r["kernel"].startswith("numerical_gradient (") and r["loss"] == "sum_squared"]
+    assert squares["kernel"] == "numerical_gradient (mnist-like, sum_squared)"
+    assert squares["data"] == "mnist-like" and squares["reference_params"] == TINY_TIMED
+    assert squares["speedup"] == pytest.approx(squares["reference_s"] / squares["fastnet_s"])
     for data, row in by_data.items():
         assert row["net"] == "20-8-10" and row["batch"] == 8
         assert row["reference_extrapolated"] is True
@@ -294,3 +299,16 @@ def test_asv_smoke_runs_a_few_benchmarks():
                           capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
+
+
+def test_bench_table_compares_the_sum_of_squares_with_the_cross_entropy():
+    rows = [bench.Comparison(f"numerical_gradient (mnist-like{suffix})", "784-50-10 b100", "float64", 30.0, t,
+                             reference_params=460, total_params=39760,
+                             extra={"data": "mnist-like", "loss": loss, "backprop_s": 1e-3,
+                                    "numgrad_over_backprop": t / 1e-3})
+            for suffix, loss, t in (("", "cross_entropy", 0.002), (", sum_squared", "sum_squared", 0.003))]
+    report = bench.BenchReport(kernels=[], numerical_gradient=rows, blas_after_parallel=None,
+                               meta={"numba_threads": 2, "threading_layer": "omp", "cpu_count": 2,
+                                     "repeat": 3, "elapsed_s": 1.0})
+    assert ("numerical gradient 784-50-10 b100 float64 mnist-like, sum_squared / cross_entropy: 1.50x "
+            "(3 ms / 2 ms)") in report.format_table()
