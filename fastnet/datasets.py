@@ -16,7 +16,11 @@ directory in ``$FASTNET_DATA`` (when set) and then the per-user cache directory
 Missing files are downloaded (when ``download=True``) into the first directory of that list,
 trying each mirror in order: the ``mirrors`` argument, else the comma-separated URLs in
 ``$FASTNET_MNIST_MIRRORS``, else ``MNIST_MIRRORS``. The file fetched from a mirror is
-``<mirror>/<name>.gz``.
+``<mirror>/<name>.gz``. Mirrors may be ``http://``, ``https://`` or absolute ``file:`` URLs (a
+local copy: ``file:///srv/mnist/``). Each mirror gets ``fastnet.download.DEADLINE_S`` seconds per
+file and may send at most about the payload size in ``MNIST_SIZES``; any failure of one mirror
+(HTTP or network error, stall, oversized or corrupt response, hash mismatch) moves on to the next,
+and the error raised when all fail lists what each did.
 
 Verification: each download must match the SHA-256 in ``MNIST_SHA256``, which is the digest of the
 *decompressed IDX payload*, not of the ``.gz`` container. The same data re-compressed with other
@@ -29,6 +33,7 @@ validated structurally (IDX magic, header sizes, image/label counts).
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +47,7 @@ __all__ = [
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "MNIST_SHA256",
+    "MNIST_SIZES",
     "MNISTNotFoundError",
     "default_cache_dir",
     "load",
@@ -64,6 +70,15 @@ MNIST_SHA256 = {
     TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",  # 60,008 bytes
     TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",  # 7,840,016 bytes
     TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",  # 10,008 bytes
+}
+
+# Size in bytes of each decompressed IDX payload: a download is read up to about this size and
+# inflated no further. Looked up at download time, like MNIST_SHA256.
+MNIST_SIZES = {
+    TRAIN_IMAGES: 47_040_016,
+    TRAIN_LABELS: 60_008,
+    TEST_IMAGES: 7_840_016,
+    TEST_LABELS: 10_008,
 }
 
 # Public copies of the original files (yann.lecun.com itself now refuses automated downloads):
@@ -158,6 +173,13 @@ def _resolve_mirrors(mirrors) -> list[str]:
     for m in mirrors:
         if not isinstance(m, str) or not m.startswith(("http://", "https://", "file:")):
             raise ValueError(f"{source} entries must be http://, https:// or file: URLs, got {m!r}")
+        if m.startswith("file:"):
+            parts = urllib.parse.urlsplit(m)
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+                raise ValueError(
+                    f"{source} entries that are file: URLs must name an absolute directory on this machine "
+                    f"(file:///path/to/mirror/), got {m!r}"
+                )
     return mirrors
 
 
@@ -179,7 +201,8 @@ def _locate(names, path, download: bool, mirrors) -> dict[str, Path]:
         target = dirs[0][0]
         for name in missing:
             try:
-                found[name] = _download(name, target, mirror_urls(mirrors, name + ".gz"), MNIST_SHA256[name])
+                found[name] = _download(name, target, mirror_urls(mirrors, name + ".gz"), MNIST_SHA256[name],
+                                        MNIST_SIZES[name])
             except DownloadError as exc:
                 # stop at the first file no mirror could deliver: the rest would fail the same way
                 failure = exc

@@ -86,6 +86,7 @@ def serve_t10k(server, prefix: str, monkeypatch, n: int = 12, gz: bool = True, s
         payload = idx_bytes(array)
         server.routes[f"{prefix}{name}.gz"] = gzip.compress(payload) if gz else payload
         monkeypatch.setitem(D.MNIST_SHA256, name, sha(payload))
+        monkeypatch.setitem(D.MNIST_SIZES, name, len(payload))
     return images, labels
 
 
@@ -391,14 +392,14 @@ def test_download_function_rejects_corrupt_and_cut_off(tmp_path, server):
     server.routes["/good.gz"] = good
     urls = [server.url + p for p in ("/missing.gz", "/bad.gz", "/halfgz.gz", "/cut.gz")]
     with pytest.raises(dl.DownloadError) as err:
-        dl.download("thing", tmp_path, urls, sha(payload))
+        dl.download("thing", tmp_path, urls, sha(payload), len(payload))
     reasons = dict(err.value.attempts)
     assert "404" in reasons[urls[0]]
     assert reasons[urls[1]].startswith("SHA-256 mismatch") and sha(payload) in reasons[urls[1]]
     assert "not a valid gzip file" in reasons[urls[2]]
     assert "IncompleteRead" in reasons[urls[3]] or "cut off" in reasons[urls[3]]
     assert os.listdir(tmp_path) == []
-    final = dl.download("thing", tmp_path, urls + [server.url + "/good.gz"], sha(payload))
+    final = dl.download("thing", tmp_path, urls + [server.url + "/good.gz"], sha(payload), len(payload))
     assert final == tmp_path / "thing.gz" and final.read_bytes() == good
     assert os.listdir(tmp_path) == ["thing.gz"]
 
