@@ -163,15 +163,24 @@ def _fetch_to(url: str, f: BinaryIO, label: str, max_bytes: int, deadline_s: flo
         with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None, leave=False,
                   file=sys.stderr) as bar:
             received = 0
+
+            def too_slow() -> _MirrorFailure:
+                return _MirrorFailure(
+                    f"too slow: {received} bytes received in {time.monotonic() - start:.1f} s, "
+                    f"the deadline for one file is {deadline_s:g} s"
+                )
+
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise _MirrorFailure(
-                        f"too slow: {received} bytes received in {time.monotonic() - start:.1f} s, "
-                        f"the deadline for one file is {deadline_s:g} s"
-                    )
+                    raise too_slow()
                 _set_read_timeout(response, min(TIMEOUT_S, left))
-                chunk = read(min(_CHUNK, max_bytes + 1 - received))
+                try:
+                    chunk = read(min(_CHUNK, max_bytes + 1 - received))
+                except TimeoutError:
+                    if time.monotonic() >= deadline - 0.01:
+                        raise too_slow() from None
+                    raise _MirrorFailure(f"stalled: no data for {TIMEOUT_S:g} s after {received} bytes") from None
                 if not chunk:
                     break
                 f.write(chunk)

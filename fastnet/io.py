@@ -289,6 +289,8 @@ def load(path: str | os.PathLike[str]) -> Any:
         headers = {k: _npy_header(zf, members[k], path, k) for k in keys}
         shape_sizes = _check_layout({k: headers[k][0] for k in PARAM_NAMES},
                                     {k: headers[k][1] for k in PARAM_NAMES}, path)
+        for k in keys:
+            _check_ratio(members[k], path, k)
         if "sizes" in headers:
             shape, dtype = headers["sizes"]
             if shape != (3,) or dtype.kind not in "iu":
@@ -338,13 +340,16 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
             f"{where}: array {key!r} declares shape {shape} of {dtype} ({nbytes} bytes) but its zip entry "
             f"holds {held} bytes of data"
         )
+    return shape, dtype
+
+
+def _check_ratio(info: zipfile.ZipInfo, where: str, key: str) -> None:
     if info.compress_type != zipfile.ZIP_STORED and \
             info.file_size > MAX_NPZ_RATIO * info.compress_size + _NPZ_RATIO_SLACK:
         raise ValueError(
             f"{where}: array {key!r} would inflate from {info.compress_size} to {info.file_size} bytes, "
             f"more than {MAX_NPZ_RATIO} times; refusing what looks like a zip bomb"
         )
-    return shape, dtype
 
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, key: str) -> NDArray[Any]:
