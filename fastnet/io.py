@@ -328,7 +328,7 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
                 raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
             offset = f.tell()
     except _READ_ERRORS as exc:
-        raise ValueError(f"{where}: array {key!r} has no readable .npy header ({exc})") from None
+        raise ValueError(f"{where}: array {key!r} is corrupt or has no readable .npy header ({exc})") from None
     shape = tuple(int(n) for n in shape)
     if dtype.hasobject:
         raise ValueError(f"{where}: array {key!r} holds Python objects ({dtype}); fastnet never unpickles")
