@@ -98,7 +98,8 @@ NUM_CLASSES = 10
 class MNISTNotFoundError(FileNotFoundError):
     """MNIST files are missing and could not be downloaded; the message says which, where, and how to fix it."""
 
-    def __init__(self, missing, searched, failure=None, download=True):
+    def __init__(self, missing: Sequence[str], searched: Sequence[tuple[Path, str]],
+                 failure: DownloadError | str | None = None, download: bool = True) -> None:
         self.missing = list(missing)
         self.searched = list(searched)
         self.failure = failure
@@ -156,7 +157,7 @@ def _check_path(path):
     return path
 
 
-def _resolve_mirrors(mirrors) -> list[str]:
+def _resolve_mirrors(mirrors: Sequence[str] | None) -> list[str]:
     if mirrors is None:
         env = os.environ.get(MIRRORS_ENV, "")
         if env.strip():
@@ -191,13 +192,14 @@ def _find(name: str, dirs: list[tuple[Path, str]]) -> Path | None:
     return None
 
 
-def _locate(names, path, download: bool, mirrors) -> dict[str, Path]:
+def _locate(names: Sequence[str], path: str | os.PathLike[str] | None, download: bool,
+            mirrors: Sequence[str] | None) -> dict[str, Path]:
     """Find each of `names` in the search directories, downloading the missing ones when allowed."""
     dirs = mnist_search_dirs(path)
     found = {name: _find(name, dirs) for name in names}
-    failure = None
+    failure: DownloadError | str | None = None
     missing = [name for name in names if found[name] is None]
-    if missing and download:
+    if missing and download and mirrors is not None:
         target = dirs[0][0]
         for name in missing:
             try:
@@ -214,7 +216,7 @@ def _locate(names, path, download: bool, mirrors) -> dict[str, Path]:
     still = [name for name in names if found[name] is None]
     if still:
         raise MNISTNotFoundError(still, dirs, failure, download)
-    return found
+    return {name: p for name, p in found.items() if p is not None}
 
 
 def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 GZIP_MAGIC = b"\x1f\x8b"
 
 # IDX type code -> big-endian numpy dtype
-IDX_TYPES = {
+IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -204,15 +204,20 @@ def save(net: Any, path: str | os.PathLike[str]) -> None:
                           "net.params")
     _check_finite(arrays, "net.params")
     with atomic_write(path, "wb") as f:
-        np.savez(f, sizes=np.array(sizes, dtype=np.int64), **arrays)
+        # numpy's stubs type **kwds of savez as its keyword options; they are arrays to store here
+        savez: Any = np.savez
+        savez(f, sizes=np.array(sizes, dtype=np.int64), **arrays)
 
 
 def _check_declared(net: Any, arrays: dict[str, NDArray[Any]]) -> None:
     """Refuse params that disagree with the sizes and dtype the net says it has."""
-    declared = [getattr(net, a, None) for a in ("input_size", "hidden_size", "output_size")]
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in declared):
-        return
-    d, h, c = (int(v) for v in declared)
+    declared: list[int] = []
+    for attr in ("input_size", "hidden_size", "output_size"):
+        v = getattr(net, attr, None)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            return  # not a net that declares its sizes: the arrays' own consistency is all there is
+        declared.append(int(v))
+    d, h, c = declared
     shapes = {"W1": (d, h), "b1": (h,), "W2": (h, c), "b2": (c,)}
     for k in PARAM_NAMES:
         if arrays[k].shape != shapes[k]:
@@ -307,7 +312,8 @@ def load(path: str | os.PathLike[str]) -> Any:
     from fastnet.network import TwoLayerNet
 
     d, h, c = shape_sizes
-    net = TwoLayerNet(d, h, c, dtype=arrays["W1"].dtype, seed=0)
+    net_class: Any = TwoLayerNet
+    net = net_class(d, h, c, dtype=arrays["W1"].dtype, seed=0)
     for k in PARAM_NAMES:
         # In place, so the net keeps its own (contiguous, correctly typed) arrays.
         net.params[k][...] = arrays[k]
