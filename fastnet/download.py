@@ -154,7 +154,7 @@ def _fetch_to(url: str, f: BinaryIO, label: str, max_bytes: int, deadline_s: flo
     else:
         response = urllib.request.urlopen(url, timeout=min(TIMEOUT_S, deadline_s))
         total = response.length
-        read = response.read1
+        read = getattr(response, "read1", response.read)
     with response:
         if total is not None and total > max_bytes:
             raise _MirrorFailure(

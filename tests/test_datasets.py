@@ -15,11 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from _mnist_files import REAL_MNIST_DIR, fake_digits, idx_bytes, write_bytes, write_mnist_dir
 from fastnet import datasets as D
 from fastnet import download as dl
-from fastnet.idx import parse_idx, read_idx, read_mnist_images
+from fastnet.idx import parse_idx, read_idx, read_mnist_images, read_mnist_labels
 
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
@@ -892,3 +894,45 @@ def test_gzip_and_npz_bombs_are_refused_with_little_memory(tmp_path):
     for label, r in results.items():
         assert r["error"][0] == "ValueError", (label, r)
         assert r["traced_peak"] < 100e6 and r["rss_growth"] < 100e6, (label, r)
+
+
+_FUZZ_LABELS = np.arange(40, dtype=np.uint8) % 10
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), gz=st.booleans())
+def test_damaged_idx_files_give_the_data_or_one_value_error(tmp_path, data, gz):
+    raw = idx_bytes(_FUZZ_LABELS)
+    blob = bytearray(gzip.compress(raw) if gz else raw)
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        at = data.draw(st.integers(0, len(blob) - 1), label="at")
+        kind = data.draw(st.sampled_from(["flip", "cut", "append"]), label="kind")
+        if kind == "flip":
+            blob[at] ^= data.draw(st.integers(1, 255), label="xor")
+        elif kind == "cut":
+            del blob[at:]
+            if not blob:
+                break
+        else:
+            blob += data.draw(st.binary(min_size=1, max_size=8), label="extra")
+    path = tmp_path / "fuzz"
+    path.write_bytes(bytes(blob))
+    want = _labels_oracle(bytes(blob))
+    if want is None:
+        with pytest.raises(ValueError) as err:
+            read_mnist_labels(path)
+        assert str(path) in str(err.value)
+    else:
+        np.testing.assert_array_equal(read_mnist_labels(path), want)
+
+
+def _labels_oracle(blob: bytes):
+    """What reading `blob` as an MNIST labels file should give, decoded all in memory; None if invalid."""
+    try:
+        payload = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        labels = parse_idx(payload)
+    except Exception:
+        return None
+    if payload[:4] != bytes([0, 0, 8, 1]) or (labels.size and labels.max() >= 10):
+        return None
+    return labels

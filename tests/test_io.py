@@ -7,6 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastnet
 from fastnet import io
@@ -361,3 +363,31 @@ def test_temporaries_of_killed_saves_do_not_pile_up(tmp_path):
     assert out.stdout.split() == ["1", "1", "1", "0", "True"]
     assert os.listdir(tmp_path) == ["params.npz"]
     assert io.load(path).params["W1"].shape == (30, 20)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_parameter_files_give_the_net_or_one_value_error(tmp_path, data):
+    path = tmp_path / "p.npz"
+    if not path.exists():
+        io.save(make_net(sizes=(5, 3, 2)), path)
+    blob = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        at = data.draw(st.integers(0, len(blob) - 1), label="at")
+        if data.draw(st.booleans(), label="cut"):
+            del blob[at:]
+            if not blob:
+                break
+        else:
+            blob[at] ^= data.draw(st.integers(1, 255), label="xor")
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(bytes(blob))
+    try:
+        net = io.load(damaged)
+    except ValueError as exc:
+        assert str(damaged) in str(exc)
+        return
+    # accepted: then numpy reads the same arrays from it (the damage hit nothing that matters)
+    with np.load(damaged, allow_pickle=False) as z:
+        for k in ("W1", "b1", "W2", "b2"):
+            assert np.array_equal(net.params[k], z[k])
