@@ -28,8 +28,10 @@ import gzip
 import hashlib
 import math
 import os
+import socket
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -127,16 +129,77 @@ def _file_url_path(url: str) -> str:
     return urllib.request.url2pathname(urllib.parse.unquote(parts.path))
 
 
-def _set_read_timeout(response: Any, seconds: float) -> None:
-    # Best effort: the per-read socket timeout is lowered to what is left of the deadline, so that a
-    # stalled read ends at the deadline rather than TIMEOUT_S later (the loop checks it anyway).
-    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
-    settimeout = getattr(sock, "settimeout", None)
-    if settimeout is not None:
+class _Watchdog:
+    """Shuts down the sockets of one transfer when its deadline passes.
+
+    Socket timeouts bound each read, not the whole transfer: a mirror that trickles a byte now and
+    then (even in its status line or headers) would never time out. Shutting the socket down from a
+    timer thread wakes up whatever read is blocked on it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
         try:
-            settimeout(max(seconds, 0.001))
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def watch(self, sock: Any) -> None:
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            self._shut(sock)
+
+    def connection_class(self, http_class: Any) -> Callable[..., Any]:
+        """Wrap an http.client connection class so that every socket it connects is watched."""
+        def make(*args: Any, **kwargs: Any) -> Any:
+            conn = http_class(*args, **kwargs)
+            connect = conn.connect
+
+            def watched_connect() -> None:
+                connect()
+                self.watch(conn.sock)
+
+            conn.connect = watched_connect
+            return conn
+        return make
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        watchdog = self
+
+        class HTTPHandler(urllib.request.HTTPHandler):
+            def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+                return super().do_open(watchdog.connection_class(http_class), req, **kwargs)
+
+        class HTTPSHandler(urllib.request.HTTPSHandler):
+            def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+                return super().do_open(watchdog.connection_class(http_class), req, **kwargs)
+
+        return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
 
 
 def _fetch_to(url: str, f: BinaryIO, label: str, max_bytes: int, deadline_s: float) -> int:
@@ -144,54 +207,62 @@ def _fetch_to(url: str, f: BinaryIO, label: str, max_bytes: int, deadline_s: flo
     from tqdm.auto import tqdm  # core dependency; imported here so that reading files never needs it
 
     start = time.monotonic()
-    deadline = start + deadline_s
-    response: Any
-    if urllib.parse.urlsplit(url).scheme == "file":
-        response = open(_file_url_path(url), "rb")
-        st = os.fstat(response.fileno())
-        total = st.st_size if os.path.isfile(response.name) else None
-        read: Callable[[int], bytes] = response.read
-    else:
-        response = urllib.request.urlopen(url, timeout=min(TIMEOUT_S, deadline_s))
-        total = response.length
-        read = getattr(response, "read1", response.read)
-    with response:
-        if total is not None and total > max_bytes:
-            raise _MirrorFailure(
-                f"the mirror announces {total} bytes, more than the {max_bytes} this file can take; not read"
-            )
-        with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None, leave=False,
-                  file=sys.stderr) as bar:
-            received = 0
+    received = 0
 
-            def too_slow() -> _MirrorFailure:
-                return _MirrorFailure(
-                    f"too slow: {received} bytes received in {time.monotonic() - start:.1f} s, "
-                    f"the deadline for one file is {deadline_s:g} s"
-                )
+    def too_slow() -> _MirrorFailure:
+        return _MirrorFailure(
+            f"too slow: {received} bytes received in {time.monotonic() - start:.1f} s, "
+            f"the deadline for one file is {deadline_s:g} s"
+        )
 
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise too_slow()
-                _set_read_timeout(response, min(TIMEOUT_S, left))
-                try:
-                    chunk = read(min(_CHUNK, max_bytes + 1 - received))
-                except TimeoutError:
-                    if time.monotonic() >= deadline - 0.01:
-                        raise too_slow() from None
-                    raise _MirrorFailure(f"stalled: no data for {TIMEOUT_S:g} s after {received} bytes") from None
-                if not chunk:
-                    break
-                f.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-                if received > max_bytes:
+    with _Watchdog(deadline_s) as watchdog:
+        try:
+            response: Any
+            if urllib.parse.urlsplit(url).scheme == "file":
+                response = open(_file_url_path(url), "rb")
+                total = os.fstat(response.fileno()).st_size if os.path.isfile(response.name) else None
+                read: Callable[[int], bytes] = response.read
+            else:
+                response = watchdog.opener().open(url, timeout=min(TIMEOUT_S, deadline_s))
+                total = response.length
+                read = getattr(response, "read1", response.read)
+            with response:
+                if total is not None and total > max_bytes:
                     raise _MirrorFailure(
-                        f"the mirror sent more than the {max_bytes} bytes this file can take; stopped reading"
+                        f"the mirror announces {total} bytes, more than the {max_bytes} this file can take; "
+                        f"not read"
                     )
-        if total is not None and received < total:
-            raise _MirrorFailure(f"transfer cut off after {received} of {total} bytes")
+                with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=None, leave=False,
+                          file=sys.stderr) as bar:
+                    while not watchdog.expired:
+                        try:
+                            chunk = read(min(_CHUNK, max_bytes + 1 - received))
+                        except TimeoutError:
+                            if watchdog.expired:
+                                raise too_slow() from None
+                            raise _MirrorFailure(
+                                f"stalled: no data for {TIMEOUT_S:g} s after {received} bytes") from None
+                        if not chunk:
+                            break
+                        f.write(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                        if received > max_bytes:
+                            raise _MirrorFailure(
+                                f"the mirror sent more than the {max_bytes} bytes this file can take; "
+                                f"stopped reading"
+                            )
+        except _MirrorFailure:
+            raise
+        except Exception:
+            # a read the watchdog cut short fails in whatever way the socket layer chooses
+            if watchdog.expired:
+                raise too_slow() from None
+            raise
+        if watchdog.expired:
+            raise too_slow()
+    if total is not None and received < total:
+        raise _MirrorFailure(f"transfer cut off after {received} of {total} bytes")
     return received
 
 

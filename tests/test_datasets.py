@@ -713,6 +713,29 @@ def test_size_margin_and_deadline_are_keyword_arguments(tmp_path, server):
     assert os.listdir(tmp_path) == []
 
 
+def _trickle_headers(handler, pause: float = 0.05) -> None:
+    status = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Filler: " + b"x" * 200 + b"\r\n\r\n"
+    try:
+        for i in range(len(status)):
+            handler.wfile.write(status[i:i + 1])
+            handler.wfile.flush()
+            time.sleep(pause)
+    except OSError:
+        pass
+
+
+def test_mirror_trickling_its_headers_fails_within_the_deadline(tmp_path, server):
+    payload = idx_bytes(fake_digits(5)[0])
+    server.routes["/h.gz"] = _trickle_headers
+    start = time.monotonic()
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download("x", tmp_path, [server.url + "/h.gz"], sha(payload), len(payload), deadline_s=0.4)
+    assert time.monotonic() - start < 1.4
+    (reason,) = dict(err.value.attempts).values()
+    assert "too slow" in reason and "0.4 s" in reason
+    assert os.listdir(tmp_path) == []
+
+
 def test_file_mirror_is_a_local_copy(tmp_path, server, monkeypatch):
     images, labels = serve_t10k(server, "/unused/", monkeypatch)
     local = tmp_path / "local mirror"  # a space, to check the URL is decoded
