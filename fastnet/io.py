@@ -27,7 +27,7 @@ _UMASK_LOCK = threading.Lock()
 # Temporary files are named ".<target>.<host>-<pid>-<random><suffix>": the host tag and the pid
 # let a later writer tell a file left by a killed process (same host, pid gone) from one that a
 # live writer, possibly on another machine sharing the directory, is still filling.
-_HOST_TAG = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+_HOST_TAG = hashlib.sha1(socket.gethostname().encode("utf-8", "replace"), usedforsecurity=False).hexdigest()[:6]
 # Files of the naming used before the pid was part of it are swept once they are this old.
 LEGACY_STALE_S = 3600.0
 
