@@ -16,7 +16,11 @@ directory in ``$FASTNET_DATA`` (when set) and then the per-user cache directory
 Missing files are downloaded (when ``download=True``) into the first directory of that list,
 trying each mirror in order: the ``mirrors`` argument, else the comma-separated URLs in
 ``$FASTNET_MNIST_MIRRORS``, else ``MNIST_MIRRORS``. The file fetched from a mirror is
-``<mirror>/<name>.gz``.
+``<mirror>/<name>.gz``. Mirrors may be ``http://``, ``https://`` or absolute ``file:`` URLs (a
+local copy: ``file:///srv/mnist/``). Each mirror gets ``fastnet.download.DEADLINE_S`` seconds per
+file and may send at most about the payload size in ``MNIST_SIZES``; any failure of one mirror
+(HTTP or network error, stall, oversized or corrupt response, hash mismatch) moves on to the next,
+and the error raised when all fail lists what each did.
 
 Verification: each download must match the SHA-256 in ``MNIST_SHA256``, which is the digest of the
 *decompressed IDX payload*, not of the ``.gz`` container. The same data re-compressed with other
@@ -29,6 +33,7 @@ validated structurally (IDX magic, header sizes, image/label counts).
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +47,7 @@ __all__ = [
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "MNIST_SHA256",
+    "MNIST_SIZES",
     "MNISTNotFoundError",
     "default_cache_dir",
     "load",
@@ -66,6 +72,15 @@ MNIST_SHA256 = {
     TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",  # 10,008 bytes
 }
 
+# Size in bytes of each decompressed IDX payload: a download is read up to about this size and
+# inflated no further. Looked up at download time, like MNIST_SHA256.
+MNIST_SIZES = {
+    TRAIN_IMAGES: 47_040_016,
+    TRAIN_LABELS: 60_008,
+    TEST_IMAGES: 7_840_016,
+    TEST_LABELS: 10_008,
+}
+
 # Public copies of the original files (yann.lecun.com itself now refuses automated downloads):
 # PyTorch's (torchvision) and the CVDF one that TensorFlow/Keras use.
 MNIST_MIRRORS = (
@@ -83,7 +98,8 @@ NUM_CLASSES = 10
 class MNISTNotFoundError(FileNotFoundError):
     """MNIST files are missing and could not be downloaded; the message says which, where, and how to fix it."""
 
-    def __init__(self, missing, searched, failure=None, download=True):
+    def __init__(self, missing: Sequence[str], searched: Sequence[tuple[Path, str]],
+                 failure: DownloadError | str | None = None, download: bool = True) -> None:
         self.missing = list(missing)
         self.searched = list(searched)
         self.failure = failure
@@ -141,7 +157,7 @@ def _check_path(path):
     return path
 
 
-def _resolve_mirrors(mirrors) -> list[str]:
+def _resolve_mirrors(mirrors: Sequence[str] | None) -> list[str]:
     if mirrors is None:
         env = os.environ.get(MIRRORS_ENV, "")
         if env.strip():
@@ -158,6 +174,13 @@ def _resolve_mirrors(mirrors) -> list[str]:
     for m in mirrors:
         if not isinstance(m, str) or not m.startswith(("http://", "https://", "file:")):
             raise ValueError(f"{source} entries must be http://, https:// or file: URLs, got {m!r}")
+        if m.startswith("file:"):
+            parts = urllib.parse.urlsplit(m)
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+                raise ValueError(
+                    f"{source} entries that are file: URLs must name an absolute directory on this machine "
+                    f"(file:///path/to/mirror/), got {m!r}"
+                )
     return mirrors
 
 
@@ -169,17 +192,19 @@ def _find(name: str, dirs: list[tuple[Path, str]]) -> Path | None:
     return None
 
 
-def _locate(names, path, download: bool, mirrors) -> dict[str, Path]:
+def _locate(names: Sequence[str], path: str | os.PathLike[str] | None, download: bool,
+            mirrors: Sequence[str] | None) -> dict[str, Path]:
     """Find each of `names` in the search directories, downloading the missing ones when allowed."""
     dirs = mnist_search_dirs(path)
     found = {name: _find(name, dirs) for name in names}
-    failure = None
+    failure: DownloadError | str | None = None
     missing = [name for name in names if found[name] is None]
-    if missing and download:
+    if missing and download and mirrors is not None:
         target = dirs[0][0]
         for name in missing:
             try:
-                found[name] = _download(name, target, mirror_urls(mirrors, name + ".gz"), MNIST_SHA256[name])
+                found[name] = _download(name, target, mirror_urls(mirrors, name + ".gz"), MNIST_SHA256[name],
+                                        MNIST_SIZES[name])
             except DownloadError as exc:
                 # stop at the first file no mirror could deliver: the rest would fail the same way
                 failure = exc
@@ -191,7 +216,7 @@ def _locate(names, path, download: bool, mirrors) -> dict[str, Path]:
     still = [name for name in names if found[name] is None]
     if still:
         raise MNISTNotFoundError(still, dirs, failure, download)
-    return found
+    return {name: p for name, p in found.items() if p is not None}
 
 
 def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -7,15 +7,18 @@ uint32 sizes, then the items in C order. Every malformed file raises a ValueErro
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
+from typing import Any, BinaryIO
 
 import numpy as np
+from numpy.typing import NDArray
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 # IDX type code -> big-endian numpy dtype
-IDX_TYPES = {
+IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -29,76 +32,185 @@ MNIST_IMAGES_MAGIC = 0x00000803
 MNIST_LABELS_MAGIC = 0x00000801
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """Return the contents of `path`, decompressed when it is a gzip file (detected by its magic bytes)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:2] != GZIP_MAGIC:
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        # BadGzipFile is an OSError; a cut-off stream raises EOFError.
-        raise ValueError(f"{os.fspath(path)}: not a valid gzip file ({exc})") from None
+# Deflate expands data at most about 1032 times; a header that declares more data than its gzip
+# file could inflate to is refused before anything is inflated.
+MAX_GZIP_RATIO = 1100
+_CHUNK = 1 << 20
+# How far past the declared data a gzip stream is inflated to count trailing bytes.
+_TRAILING_PROBE = 1 << 16
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse an uncompressed IDX payload into a native-endian array of the shape its header declares."""
-    if len(data) < 4:
-        raise ValueError(f"{name}: truncated IDX header ({len(data)} bytes; need at least 4)")
-    magic = int.from_bytes(data[:4], "big")
-    type_code, ndim = data[2], data[3]
-    if data[:2] != b"\x00\x00" or type_code not in IDX_TYPES or ndim == 0:
+def read_bytes(path: str | os.PathLike[str], max_size: int | None = None) -> bytes:
+    """Return the contents of `path`, decompressed when it is a gzip file (detected by its magic bytes).
+
+    With `max_size`, a file whose (decompressed) contents exceed it raises ValueError after
+    inflating at most ``max_size + 1`` bytes.
+    """
+    name = os.fspath(path)
+    with open(path, "rb") as raw:
+        if raw.read(2) != GZIP_MAGIC:
+            raw.seek(0)
+            data = raw.read() if max_size is None else raw.read(max_size + 1)
+            compressed = False
+        else:
+            raw.seek(0)
+            compressed = True
+            try:
+                with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                    data = gz.read() if max_size is None else gz.read(max_size + 1)
+            except _GZIP_ERRORS as exc:
+                # BadGzipFile is an OSError; a cut-off stream raises EOFError.
+                raise ValueError(f"{name}: not a valid gzip file ({exc})") from None
+    if max_size is not None and len(data) > max_size:
+        what = "decompresses to" if compressed else "holds"
+        raise ValueError(f"{name}: {what} more than {max_size} bytes")
+    return data
+
+
+def _header_shape(head: bytes, name: str) -> tuple[int, int, np.dtype[Any]]:
+    """(type code, number of dimensions, dtype) from the first 4 bytes of an IDX payload."""
+    if len(head) < 4:
+        raise ValueError(f"{name}: truncated IDX header ({len(head)} bytes; need at least 4)")
+    magic = int.from_bytes(head[:4], "big")
+    type_code, ndim = head[2], head[3]
+    if head[:2] != b"\x00\x00" or type_code not in IDX_TYPES or ndim == 0:
         raise ValueError(
             f"{name}: bad IDX magic number 0x{magic:08X} (expected 0x0000TTNN with a type code TT "
             f"in {{08, 09, 0B, 0C, 0D, 0E}} and NN >= 1 dimensions)"
         )
+    return type_code, ndim, IDX_TYPES[type_code]
+
+
+def _declared(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
+    # Python integers: (2**32 - 1)**3 items overflow int64.
+    return math.prod(shape) * dtype.itemsize
+
+
+def _truncated(name: str, shape: tuple[int, ...], expected: int, got: int) -> ValueError:
+    return ValueError(
+        f"{name}: truncated data: header declares shape {shape} ({expected} bytes of data) "
+        f"but the file holds {got} bytes after the header"
+    )
+
+
+def _trailing(name: str, shape: tuple[int, ...], expected: int, extra: int, at_least: bool = False) -> ValueError:
+    count = f"at least {extra}" if at_least else f"{extra}"
+    return ValueError(
+        f"{name}: {count} unexpected trailing bytes after the {expected} bytes of data "
+        f"declared by the header (shape {shape})"
+    )
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> NDArray[Any]:
+    """Parse an uncompressed IDX payload into a native-endian array of the shape its header declares."""
+    _, ndim, dtype = _header_shape(data[:4], name)
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(
             f"{name}: truncated IDX header ({len(data)} bytes; {ndim} dimensions need {header})"
         )
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = IDX_TYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = _declared(shape, dtype)
     got = len(data) - header
     if got < expected:
-        raise ValueError(
-            f"{name}: truncated data: header declares shape {shape} ({expected} bytes of data) "
-            f"but the file holds {got} bytes after the header"
-        )
+        raise _truncated(name, shape, expected, got)
     if got > expected:
-        raise ValueError(
-            f"{name}: {got - expected} unexpected trailing bytes after the {expected} bytes of data "
-            f"declared by the header (shape {shape})"
-        )
+        raise _trailing(name, shape, expected, got - expected)
     # copy so callers get a writable array that does not pin the file's bytes
     return np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header).reshape(
         shape
     ).astype(dtype.newbyteorder("="))
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (gzip or uncompressed) into an array of the shape its header declares."""
-    return parse_idx(read_bytes(path), os.fspath(path))
+def _read_exact(stream: BinaryIO, n: int) -> bytearray:
+    """Up to `n` bytes from `stream` (fewer only at its end), read in bounded chunks."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = stream.read(min(_CHUNK, n - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return out
 
 
-def _read_mnist(path: str | os.PathLike, magic: int, what: str) -> np.ndarray:
+def _read_idx_file(path: str | os.PathLike[str], magic: int | None = None, what: str = "") -> NDArray[Any]:
+    """Read an IDX file, checking its header before reading (or inflating) any of its data.
+
+    At most the data the header declares (plus a small probe for trailing bytes) is read, and a
+    header that declares more than the file can hold is refused before any data is read, so a
+    small file cannot make this allocate much more memory than its contents justify.
+    """
     name = os.fspath(path)
-    data = read_bytes(path)
-    got = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-    if got != magic:
-        shown = "none (file shorter than 4 bytes)" if got is None else f"0x{got:08X}"
-        raise ValueError(f"{name}: bad magic number {shown}; an MNIST {what} file starts with 0x{magic:08X}")
-    return parse_idx(data, name)
+    with open(path, "rb") as raw:
+        stored = os.fstat(raw.fileno()).st_size
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw  # type: ignore[assignment]
+        try:
+            head = stream.read(4)
+            if magic is not None:
+                got = int.from_bytes(head, "big") if len(head) == 4 else None
+                if got != magic:
+                    shown = "none (file shorter than 4 bytes)" if got is None else f"0x{got:08X}"
+                    raise ValueError(
+                        f"{name}: bad magic number {shown}; an MNIST {what} file starts with 0x{magic:08X}"
+                    )
+            _, ndim, dtype = _header_shape(head, name)
+            dims = stream.read(4 * ndim)
+            header = 4 + 4 * ndim
+            if len(dims) < 4 * ndim:
+                raise ValueError(
+                    f"{name}: truncated IDX header ({4 + len(dims)} bytes; {ndim} dimensions need {header})"
+                )
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            expected = _declared(shape, dtype)
+            if not compressed:
+                held = stored - header
+                if held < expected:
+                    raise _truncated(name, shape, expected, held)
+                if held > expected:
+                    raise _trailing(name, shape, expected, held - expected)
+            elif expected > MAX_GZIP_RATIO * stored:
+                raise ValueError(
+                    f"{name}: truncated data: header declares shape {shape} ({expected} bytes of data) "
+                    f"but a gzip file of {stored} bytes cannot inflate to that many"
+                )
+            data = _read_exact(stream, expected)
+            if len(data) < expected:
+                raise _truncated(name, shape, expected, len(data))
+            if compressed:
+                # Reading past the data also reaches the gzip trailer, so a bad CRC shows up here.
+                extra = _read_exact(stream, _TRAILING_PROBE)
+                if extra:
+                    raise _trailing(name, shape, expected, len(extra), at_least=len(extra) == _TRAILING_PROBE)
+        except _GZIP_ERRORS as exc:
+            if not compressed:
+                raise
+            raise ValueError(f"{name}: not a valid gzip file ({exc})") from None
+        finally:
+            if compressed:
+                stream.close()
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    # A bytearray buffer is already writable and private; only multi-byte types need a byte swap.
+    return array if dtype.itemsize == 1 else array.astype(dtype.newbyteorder("="))
 
 
-def read_mnist_images(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str]) -> NDArray[Any]:
+    """Read an IDX file (gzip or uncompressed) into an array of the shape its header declares."""
+    return _read_idx_file(path)
+
+
+def _read_mnist(path: str | os.PathLike[str], magic: int, what: str) -> NDArray[Any]:
+    return _read_idx_file(path, magic, what)
+
+
+def read_mnist_images(path: str | os.PathLike[str]) -> NDArray[Any]:
     """Read an MNIST images file (magic 0x00000803) -> uint8 array (N, rows, cols)."""
     return _read_mnist(path, MNIST_IMAGES_MAGIC, "images")
 
 
-def read_mnist_labels(path: str | os.PathLike, num_classes: int = 10) -> np.ndarray:
+def read_mnist_labels(path: str | os.PathLike[str], num_classes: int = 10) -> NDArray[Any]:
     """Read an MNIST labels file (magic 0x00000801) -> uint8 array (N,) with values in [0, num_classes)."""
     labels = _read_mnist(path, MNIST_LABELS_MAGIC, "labels")
     if labels.size and int(labels.max()) >= num_classes:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from _mnist_files import REAL_MNIST_DIR, fake_digits, idx_bytes, write_bytes, write_mnist_dir
 from fastnet import datasets as D
 from fastnet import download as dl
-from fastnet.idx import parse_idx, read_idx
+from fastnet.idx import parse_idx, read_idx, read_mnist_images, read_mnist_labels
 
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
@@ -51,6 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             self.send_error(404)
             return
+        if callable(route):
+            route(self)
+            return
         body, declared = route if isinstance(route, tuple) else (route, len(route))
         self.send_response(200)
         self.send_header("Content-Length", str(declared))
@@ -63,7 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    """A local HTTP server: set `server.routes[path] = bytes` (or (bytes, declared length)); `server.url`."""
+    """A local HTTP server: set `server.routes[path] = bytes` (or (bytes, declared length), or a function
+    of the request handler that answers it); `server.url`."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.routes, httpd.requests = {}, []
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -86,6 +96,7 @@ def serve_t10k(server, prefix: str, monkeypatch, n: int = 12, gz: bool = True, s
         payload = idx_bytes(array)
         server.routes[f"{prefix}{name}.gz"] = gzip.compress(payload) if gz else payload
         monkeypatch.setitem(D.MNIST_SHA256, name, sha(payload))
+        monkeypatch.setitem(D.MNIST_SIZES, name, len(payload))
     return images, labels
 
 
@@ -391,14 +402,14 @@ def test_download_function_rejects_corrupt_and_cut_off(tmp_path, server):
     server.routes["/good.gz"] = good
     urls = [server.url + p for p in ("/missing.gz", "/bad.gz", "/halfgz.gz", "/cut.gz")]
     with pytest.raises(dl.DownloadError) as err:
-        dl.download("thing", tmp_path, urls, sha(payload))
+        dl.download("thing", tmp_path, urls, sha(payload), len(payload))
     reasons = dict(err.value.attempts)
     assert "404" in reasons[urls[0]]
     assert reasons[urls[1]].startswith("SHA-256 mismatch") and sha(payload) in reasons[urls[1]]
     assert "not a valid gzip file" in reasons[urls[2]]
     assert "IncompleteRead" in reasons[urls[3]] or "cut off" in reasons[urls[3]]
     assert os.listdir(tmp_path) == []
-    final = dl.download("thing", tmp_path, urls + [server.url + "/good.gz"], sha(payload))
+    final = dl.download("thing", tmp_path, urls + [server.url + "/good.gz"], sha(payload), len(payload))
     assert final == tmp_path / "thing.gz" and final.read_bytes() == good
     assert os.listdir(tmp_path) == ["thing.gz"]
 
@@ -540,3 +551,411 @@ def test_bad_mirror_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTNET_MNIST_MIRRORS", "not-a-url")
     with pytest.raises(ValueError, match="FASTNET_MNIST_MIRRORS"):
         D.load_mnist(path=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile mirrors: every failure moves on, bounded time and size, nothing left behind
+
+
+def _corruptions(good: bytes, payload: bytes) -> dict[str, bytes]:
+    """Ways a mirror can serve a broken copy of `payload` (whose good gzip is `good`)."""
+    bad_crc = bytearray(good)
+    bad_crc[-8] ^= 0xFF  # the CRC-32 in the gzip trailer
+    bad_data = bytearray(good)
+    bad_data[10:18] = b"\xff" * 8  # the first deflate block header
+    return {
+        "badcrc": bytes(bad_crc),
+        "baddata": bytes(bad_data),
+        "trailing": good + b"trailing garbage",
+        "halfgz": good[: len(good) // 2],
+        "wronghash": gzip.compress(payload[:-1] + bytes([payload[-1] ^ 1])),
+        "toolong": gzip.compress(payload + b"\x00" * 7),
+    }
+
+
+def test_corrupt_mirrors_then_good_one_succeeds_from_the_good_one(tmp_path, server, monkeypatch):
+    images, labels = serve_t10k(server, "/good/", monkeypatch)
+    prefixes = []
+    for name in (TEST_IMAGES, TEST_LABELS):
+        good = server.routes[f"/good/{name}.gz"]
+        payload = gzip.decompress(good)
+        for kind, body in _corruptions(good, payload).items():
+            server.routes[f"/{kind}/{name}.gz"] = body
+            if f"/{kind}/" not in prefixes:
+                prefixes.append(f"/{kind}/")
+    dest = tmp_path / "dest"
+    mirrors = [server.url + p for p in prefixes] + [server.url + "/good/"]
+    (x, t), (xt, tt) = D.load_mnist_test_split(n_train=8, normalize=False, path=dest, mirrors=mirrors)
+    np.testing.assert_array_equal(np.concatenate([x, xt]).reshape(12, 28, 28), images)
+    np.testing.assert_array_equal(np.concatenate([t, tt]), labels)
+    assert sorted(os.listdir(dest)) == [f"{TEST_IMAGES}.gz", f"{TEST_LABELS}.gz"]
+    assert server.requests[: len(mirrors)] == [f"{m[len(server.url):]}{TEST_IMAGES}.gz" for m in mirrors]
+
+
+def test_all_mirrors_corrupt_error_lists_what_each_did(tmp_path, server, monkeypatch):
+    serve_t10k(server, "/good/", monkeypatch)
+    good = server.routes[f"/good/{TEST_IMAGES}.gz"]
+    kinds = _corruptions(good, gzip.decompress(good))
+    for kind, body in kinds.items():
+        server.routes[f"/{kind}/{TEST_IMAGES}.gz"] = body
+    urls = [f"{server.url}/{kind}/" for kind in kinds] + [closed_port_url(), f"{server.url}/missing/"]
+    dest = tmp_path / "dest"
+    with pytest.raises(D.MNISTNotFoundError) as err:
+        D.load_mnist_test_split(n_train=8, path=dest, mirrors=urls)
+    reasons = dict(err.value.failure.attempts)
+    assert list(reasons) == [u + f"{TEST_IMAGES}.gz" for u in urls]
+    why = list(reasons.values())
+    assert "CRC check failed" in why[0] and "not a valid gzip file" in why[0]
+    assert "not a valid gzip file" in why[1] and "invalid block type" in why[1]
+    assert "not a valid gzip file" in why[2] and "Not a gzipped file" in why[2]
+    assert "not a valid gzip file" in why[3] and "ended before" in why[3]
+    assert why[4].startswith("SHA-256 mismatch")
+    assert "more than the expected 9424 bytes" in why[5]
+    assert "cannot connect" in why[6] and why[7] == "HTTP 404 Not Found"
+    msg = str(err.value)
+    for url in reasons:
+        assert url in msg
+    assert os.listdir(dest) == []
+
+
+def _trickle(handler, body: bytes, pause: float = 0.05) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    try:
+        for i in range(len(body)):
+            handler.wfile.write(body[i:i + 1])
+            handler.wfile.flush()
+            time.sleep(pause)
+    except OSError:  # the client gave up: what the test wants
+        pass
+
+
+def _endless(handler, announce: int | None = None) -> None:
+    handler.send_response(200)
+    if announce is not None:
+        handler.send_header("Content-Length", str(announce))
+    handler.end_headers()
+    block = os.urandom(1 << 16)
+    try:
+        for _ in range(2000):  # 128 MiB at most, should the client never stop
+            handler.wfile.write(block)
+    except OSError:
+        pass
+
+
+def test_trickling_mirror_fails_within_the_deadline_then_next_mirror(tmp_path, server, monkeypatch):
+    serve_t10k(server, "/good/", monkeypatch)
+    for name in (TEST_IMAGES, TEST_LABELS):
+        body = server.routes[f"/good/{name}.gz"]
+        server.routes[f"/slow/{name}.gz"] = lambda h, body=body: _trickle(h, body)
+    monkeypatch.setattr(dl, "DEADLINE_S", 0.5)
+    dest = tmp_path / "dest"
+    start = time.monotonic()
+    with pytest.raises(D.MNISTNotFoundError) as err:
+        D.load_mnist_test_split(n_train=8, path=dest, mirrors=[server.url + "/slow/"])
+    elapsed = time.monotonic() - start
+    assert elapsed < 0.5 + 1.0, elapsed
+    (reason,) = dict(err.value.failure.attempts).values()
+    assert "too slow" in reason and "deadline for one file is 0.5 s" in reason
+    assert os.listdir(dest) == []
+    D.load_mnist_test_split(n_train=8, path=dest, mirrors=[server.url + "/slow/", server.url + "/good/"])
+    assert sorted(os.listdir(dest)) == [f"{TEST_IMAGES}.gz", f"{TEST_LABELS}.gz"]
+
+
+@pytest.mark.parametrize("announce", [None, 1 << 40])
+def test_endless_mirror_stops_within_ten_percent(tmp_path, server, monkeypatch, announce):
+    serve_t10k(server, "/good/", monkeypatch)
+    size = D.MNIST_SIZES[TEST_IMAGES]
+    server.routes[f"/endless/{TEST_IMAGES}.gz"] = lambda h: _endless(h, announce)
+    written = []
+    real_fetch = dl._fetch_to
+
+    def spy(url, f, *args):
+        try:
+            return real_fetch(url, f, *args)
+        finally:
+            written.append(f.tell())
+
+    monkeypatch.setattr(dl, "_fetch_to", spy)
+    dest = tmp_path / "dest"
+    D.load_mnist_test_split(n_train=8, path=dest, mirrors=[server.url + "/endless/", server.url + "/good/"])
+    assert written[0] <= 1.1 * size
+    assert sorted(os.listdir(dest)) == [f"{TEST_IMAGES}.gz", f"{TEST_LABELS}.gz"]
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download(TEST_IMAGES, tmp_path / "d2", [server.url + f"/endless/{TEST_IMAGES}.gz"],
+                    D.MNIST_SHA256[TEST_IMAGES], size)
+    (reason,) = dict(err.value.attempts).values()
+    limit = dl.max_transfer(size)
+    assert limit <= 1.1 * size
+    if announce is None:
+        assert f"sent more than the {limit} bytes" in reason and written[-1] == limit + 1
+    else:
+        assert f"announces {announce} bytes" in reason and written[-1] == 0
+    assert os.listdir(tmp_path / "d2") == []
+
+
+def test_size_margin_and_deadline_are_keyword_arguments(tmp_path, server):
+    payload = idx_bytes(fake_digits(5)[0])
+    server.routes["/x.gz"] = lambda h: _endless(h)
+    with pytest.raises(dl.DownloadError, match=f"more than the {len(payload) + 256} bytes"):
+        dl.download("x", tmp_path, [server.url + "/x.gz"], sha(payload), len(payload), size_margin=0)
+    server.routes["/slow.gz"] = lambda h: _trickle(h, gzip.compress(payload), pause=0.02)
+    start = time.monotonic()
+    with pytest.raises(dl.DownloadError, match="deadline for one file is 0.3 s"):
+        dl.download("x", tmp_path, [server.url + "/slow.gz"], sha(payload), len(payload), deadline_s=0.3)
+    assert time.monotonic() - start < 1.3
+    for bad in (dict(deadline_s=0), dict(deadline_s=float("inf")), dict(size_margin=-0.1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            dl.download("x", tmp_path, [server.url + "/x.gz"], sha(payload), len(payload), **bad)
+    with pytest.raises(ValueError, match="size"):
+        dl.download("x", tmp_path, [server.url + "/x.gz"], sha(payload), -1)
+    assert os.listdir(tmp_path) == []
+
+
+def _trickle_headers(handler, pause: float = 0.05) -> None:
+    status = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Filler: " + b"x" * 200 + b"\r\n\r\n"
+    try:
+        for i in range(len(status)):
+            handler.wfile.write(status[i:i + 1])
+            handler.wfile.flush()
+            time.sleep(pause)
+    except OSError:
+        pass
+
+
+def test_mirror_trickling_its_headers_fails_within_the_deadline(tmp_path, server):
+    payload = idx_bytes(fake_digits(5)[0])
+    server.routes["/h.gz"] = _trickle_headers
+    start = time.monotonic()
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download("x", tmp_path, [server.url + "/h.gz"], sha(payload), len(payload), deadline_s=0.4)
+    assert time.monotonic() - start < 1.4
+    (reason,) = dict(err.value.attempts).values()
+    assert "too slow" in reason and "0.4 s" in reason
+    assert os.listdir(tmp_path) == []
+
+
+def test_file_mirror_is_a_local_copy(tmp_path, server, monkeypatch):
+    images, labels = serve_t10k(server, "/unused/", monkeypatch)
+    local = tmp_path / "local mirror"  # a space, to check the URL is decoded
+    local.mkdir()
+    for name in (TEST_IMAGES, TEST_LABELS):
+        (local / f"{name}.gz").write_bytes(server.routes[f"/unused/{name}.gz"])
+    dest = tmp_path / "dest"
+    url = local.as_uri()
+    (x, t), (xt, tt) = D.load_mnist_test_split(n_train=8, normalize=False, path=dest,
+                                               mirrors=[url, server.url + "/unused/"])
+    np.testing.assert_array_equal(np.concatenate([x, xt]).reshape(12, 28, 28), images)
+    np.testing.assert_array_equal(np.concatenate([t, tt]), labels)
+    assert server.requests == []
+    assert sorted(os.listdir(dest)) == [f"{TEST_IMAGES}.gz", f"{TEST_LABELS}.gz"]
+
+
+def test_file_mirror_missing_or_corrupt_moves_on(tmp_path, server, monkeypatch):
+    serve_t10k(server, "/good/", monkeypatch)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / f"{TEST_IMAGES}.gz").write_bytes(server.routes[f"/good/{TEST_IMAGES}.gz"][:-3])
+    dest = tmp_path / "dest"
+    D.load_mnist_test_split(n_train=8, path=dest,
+                            mirrors=[empty.as_uri() + "/", corrupt.as_uri(), server.url + "/good/"])
+    assert server.requests == [f"/good/{TEST_IMAGES}.gz", f"/good/{TEST_LABELS}.gz"]
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download(TEST_IMAGES, dest / "again", [f"{empty.as_uri()}/{TEST_IMAGES}.gz",
+                                                  f"{corrupt.as_uri()}/{TEST_IMAGES}.gz"],
+                    D.MNIST_SHA256[TEST_IMAGES], D.MNIST_SIZES[TEST_IMAGES])
+    first, second = dict(err.value.attempts).values()
+    assert first.startswith("FileNotFoundError") and "not a valid gzip file" in second
+    assert os.listdir(dest / "again") == []
+
+
+def test_endless_file_mirror_stops(tmp_path):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    with pytest.raises(dl.DownloadError, match=r"sent more than the 1256 bytes"):
+        dl.download("zeros", tmp_path, ["file:///dev/zero"], "0" * 64, 1000, size_margin=0)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("mirror", ["file:relative/dir/", "file://otherhost/srv/mnist/"])
+def test_unusable_file_mirrors_are_refused_up_front(tmp_path, mirror):
+    with pytest.raises(ValueError, match="absolute directory on this machine"):
+        D.load_mnist(path=tmp_path / "d", mirrors=[mirror])
+    assert not (tmp_path / "d").exists()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_part_files_of_killed_downloads_are_removed(tmp_path, server, monkeypatch):
+    from fastnet.io import temp_prefix
+
+    serve_t10k(server, "/m/", monkeypatch)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    mine = temp_prefix(TEST_IMAGES)  # ".<name>.<host>-<pid>-"
+    host = mine.split(".")[-1].split("-")[0]
+    dead = dest / f".{TEST_IMAGES}.{host}-{_dead_pid()}-abcd_123.part"
+    legacy_old = dest / f".{TEST_IMAGES}.k2j4_x9q.part"
+    legacy_new = dest / f".{TEST_IMAGES}.m3n5p7r9.part"
+    live = dest / f"{mine}zzzzzzzz.part"  # this process: still writing, as far as anyone can tell
+    other_host = dest / f".{TEST_IMAGES}.000000-{_dead_pid()}-abcdefgh.part"
+    unrelated = dest / f".{TEST_LABELS}.{host}-{_dead_pid()}-abcdefgh.part"
+    for p in (dead, legacy_old, legacy_new, live, other_host, unrelated):
+        p.write_bytes(b"half a download")
+    old = time.time() - 2 * 3600
+    os.utime(legacy_old, (old, old))
+    dl.download(TEST_IMAGES, dest, [f"{server.url}/m/{TEST_IMAGES}.gz"], D.MNIST_SHA256[TEST_IMAGES],
+                D.MNIST_SIZES[TEST_IMAGES])
+    left = set(os.listdir(dest))
+    assert f"{TEST_IMAGES}.gz" in left
+    assert dead.name not in left and legacy_old.name not in left
+    assert {legacy_new.name, live.name, other_host.name, unrelated.name} <= left
+
+
+# ---------------------------------------------------------------------------------------------
+# headers that declare more than a file holds
+
+
+def test_idx_header_of_huge_dimensions_reports_the_exact_size(tmp_path):
+    header = bytes([0, 0, 8, 3]) + (2**32 - 1).to_bytes(4, "big") * 3
+    declared = (2**32 - 1) ** 3
+    for gz in (False, True):
+        path = write_bytes(tmp_path / f"huge{gz}", header + b"\x00" * 100, gz=gz)
+        with pytest.raises(ValueError, match=f"{declared} bytes of data") as err:
+            read_mnist_images(path)
+        assert str(path) in str(err.value) and "4294967295, 4294967295, 4294967295" in str(err.value)
+    with pytest.raises(ValueError, match=f"{declared} bytes of data"):
+        parse_idx(header + b"\x00" * 100, "huge")
+
+
+def test_gzip_with_trailing_data_beyond_the_header_is_refused(tmp_path):
+    labels = np.arange(10, dtype=np.uint8)
+    path = write_bytes(tmp_path / "l", idx_bytes(labels) + b"\x00" * (1 << 20), gz=True)
+    with pytest.raises(ValueError, match="at least 65536 unexpected trailing bytes"):
+        read_idx(path)
+    path = write_bytes(tmp_path / "m", idx_bytes(labels) + b"\x01\x02", gz=True)
+    with pytest.raises(ValueError, match="2 unexpected trailing bytes"):
+        read_idx(path)
+
+
+_BOMB_CHECK = r"""
+import json, resource, sys, tracemalloc
+from fastnet.idx import read_mnist_images, read_mnist_labels
+from fastnet.io import load
+results = {}
+for label, fn, path in [("gz-bad-magic", read_mnist_images, sys.argv[1]),
+                        ("gz-trailing", read_mnist_labels, sys.argv[2]),
+                        ("npz-consistent", load, sys.argv[3]),
+                        ("npz-inconsistent", load, sys.argv[4])]:
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    try:
+        fn(path)
+        error = None
+    except Exception as exc:
+        error = [type(exc).__name__, str(exc)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
+    results[label] = {"error": error, "traced_peak": peak, "rss_growth": grown}
+print(json.dumps(results))
+"""
+
+
+def _gzip_bomb(path, head: bytes, inflated: int) -> None:
+    """A gzip file of a few MB whose payload is `head` then zeros, `inflated` bytes in all."""
+    block = 1 << 26
+    member = gzip.compress(b"\x00" * block, compresslevel=9)
+    first = gzip.compress(head + b"\x00" * (block - len(head)), compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(first)
+        for _ in range(inflated // block - 1):
+            f.write(member)
+
+
+def _npz_bomb(path, rows: int, cols: int, b1: int) -> None:
+    """A .npz whose W1 is `rows` x `cols` float64 zeros, deflated to a small fraction of that."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("W1.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f8", "fortran_order": False, "shape": (rows, cols)})
+            zeros = b"\x00" * (1 << 22)
+            left = rows * cols * 8
+            while left:
+                f.write(zeros[: min(left, len(zeros))])
+                left -= min(left, len(zeros))
+        for name, array in (("b1", np.zeros(b1)), ("W2", np.zeros((cols, 10))), ("b2", np.zeros(10))):
+            with zf.open(f"{name}.npy", "w") as f:
+                np.lib.format.write_array(f, array)
+
+
+def test_gzip_and_npz_bombs_are_refused_with_little_memory(tmp_path):
+    paths = [tmp_path / "images.gz", tmp_path / "labels.gz", tmp_path / "bomb.npz", tmp_path / "bomb2.npz"]
+    # 2 GiB inflated, wrong magic: refused after the first 4 bytes
+    _gzip_bomb(paths[0], b"\xde\xad\xbe\xef", 1 << 31)
+    # a valid 10-label header, then 1 GiB of data the header does not declare
+    _gzip_bomb(paths[1], bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big"), 1 << 30)
+    _npz_bomb(paths[2], 60000, 500, 500)  # 240 MB, consistent shapes: refused by its compression ratio
+    _npz_bomb(paths[3], 60000, 500, 7)  # b1 does not match W1: refused by the headers alone
+    assert max(p.stat().st_size for p in paths) < 4_000_000
+    out = subprocess.run([sys.executable, "-c", _BOMB_CHECK, *map(str, paths)], capture_output=True,
+                         text=True, timeout=120, check=True)
+    results = json.loads(out.stdout)
+    assert "bad magic number 0xDEADBEEF" in results["gz-bad-magic"]["error"][1]
+    assert "at least 65536 unexpected trailing bytes" in results["gz-trailing"]["error"][1]
+    assert "zip bomb" in results["npz-consistent"]["error"][1]
+    assert "'b1' must have shape (500,)" in results["npz-inconsistent"]["error"][1]
+    for label, r in results.items():
+        assert r["error"][0] == "ValueError", (label, r)
+        assert r["traced_peak"] < 100e6 and r["rss_growth"] < 100e6, (label, r)
+
+
+_FUZZ_LABELS = np.arange(40, dtype=np.uint8) % 10
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), gz=st.booleans())
+def test_damaged_idx_files_give_the_data_or_one_value_error(tmp_path, data, gz):
+    raw = idx_bytes(_FUZZ_LABELS)
+    blob = bytearray(gzip.compress(raw) if gz else raw)
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        at = data.draw(st.integers(0, len(blob) - 1), label="at")
+        kind = data.draw(st.sampled_from(["flip", "cut", "append"]), label="kind")
+        if kind == "flip":
+            blob[at] ^= data.draw(st.integers(1, 255), label="xor")
+        elif kind == "cut":
+            del blob[at:]
+            if not blob:
+                break
+        else:
+            blob += data.draw(st.binary(min_size=1, max_size=8), label="extra")
+    path = tmp_path / "fuzz"
+    path.write_bytes(bytes(blob))
+    want = _labels_oracle(bytes(blob))
+    if want is None:
+        with pytest.raises(ValueError) as err:
+            read_mnist_labels(path)
+        assert str(path) in str(err.value)
+    else:
+        np.testing.assert_array_equal(read_mnist_labels(path), want)
+
+
+def _labels_oracle(blob: bytes):
+    """What reading `blob` as an MNIST labels file should give, decoded all in memory; None if invalid."""
+    try:
+        payload = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        labels = parse_idx(payload)
+    except Exception:
+        return None
+    if payload[:4] != bytes([0, 0, 8, 1]) or (labels.size and labels.max() >= 10):
+        return None
+    return labels

@@ -1,9 +1,14 @@
 """fastnet.io: atomic writes, and save/load of a net's parameters (round trip and rejection of bad files)."""
 
 import os
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastnet
 from fastnet import io
@@ -180,3 +185,209 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+# ---------------------------------------------------------------------------------------------
+# files that declare more than they hold, and bombs
+
+
+def test_load_rejects_an_empty_file(tmp_path):
+    p = tmp_path / "empty.npz"
+    p.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.npz: empty file"):
+        io.load(p)
+
+
+def _npz_with_headers(path, shapes, data_bytes=64):
+    """A .npz whose members' .npy headers declare `shapes` (float64) but hold `data_bytes` bytes each."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, shape in shapes.items():
+            with zf.open(f"{name}.npy", "w") as f:
+                np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+                f.write(b"\x00" * data_bytes)
+
+
+def test_load_rejects_a_header_declaring_a_huge_array_without_allocating_it(tmp_path):
+    p = tmp_path / "huge.npz"
+    big = 2**20
+    _npz_with_headers(p, {"W1": (big, big), "b1": (big,), "W2": (big, 3), "b2": (3,)})
+    with pytest.raises(ValueError, match=r"array 'W1' declares shape \(1048576, 1048576\) of float64 "
+                                         r"\(8796093022208 bytes\) but its zip entry holds 64 bytes"):
+        io.load(p)
+
+
+def test_load_refuses_object_arrays_without_unpickling(tmp_path):
+    arrays = good_arrays()
+    arrays["W1"] = np.array([[object()] * 4] * 6, dtype=object)
+    p = tmp_path / "obj.npz"
+    with open(p, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match="'W1' holds Python objects"):
+        io.load(p)
+
+
+def test_load_reads_headers_before_data(tmp_path, monkeypatch):
+    arrays = good_arrays()
+    arrays["b1"] = np.zeros(7)
+    p = tmp_path / "bad.npz"
+    write_npz(p, **arrays)
+    read = []
+    real = np.lib.format.read_array
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: read.append(1) or real(*a, **k))
+    with pytest.raises(ValueError, match="'b1' must have shape"):
+        io.load(p)
+    assert read == []
+
+
+def test_load_rejects_a_highly_compressed_member(tmp_path, monkeypatch):
+    arrays = good_arrays()
+    arrays["W1"] = np.zeros((6, 4))
+    p = tmp_path / "z.npz"
+    with open(p, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    assert io.load(p).params["W1"].shape == (6, 4)  # below the slack: a normal file
+    monkeypatch.setattr(io, "_NPZ_RATIO_SLACK", 0)
+    monkeypatch.setattr(io, "MAX_NPZ_RATIO", 2)
+    with pytest.raises(ValueError, match="'W1' would inflate from .* more than 2 times"):
+        io.load(p)
+
+
+def test_load_rejects_corrupt_member_data(tmp_path):
+    p = tmp_path / "p.npz"
+    io.save(make_net(), p)
+    data = bytearray(p.read_bytes())
+    at = data.index(b"W1.npy") + 6 + 128 + 10  # inside W1's data, past its .npy header
+    data[at] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"array 'W1' .*corrupt.*CRC"):
+        io.load(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# save: the net's declared sizes, symbolic links, temporary files of killed writers
+
+
+def test_save_refuses_params_that_disagree_with_the_net(tmp_path):
+    net = fastnet.TwoLayerNet(20, 5, 3, seed=0)
+    rng = np.random.default_rng(0)
+    net.params["W1"] = rng.standard_normal((3, 5))  # a consistent 3-5-3 set, but the net is 20-5-3
+    with pytest.raises(ValueError, match=r"params\['W1'\] has shape \(3, 5\), but the net is a 20-5-3 net"):
+        io.save(net, tmp_path / "p.npz")
+    net.params["W1"] = rng.standard_normal((20, 5)).astype(np.float32)
+    with pytest.raises(TypeError, match=r"params\['W1'\] has dtype float32, but the net's dtype is float64"):
+        io.save(net, tmp_path / "p.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_over_a_symlink_writes_through_to_its_target(tmp_path):
+    target_dir = tmp_path / "store"
+    target_dir.mkdir()
+    target = target_dir / "real.npz"
+    io.save(make_net(seed=1), target)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    net2 = make_net(seed=2)
+    io.save(net2, link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert np.array_equal(io.load(target).params["W1"], net2.params["W1"])
+    assert sorted(os.listdir(tmp_path)) == ["latest.npz", "store"] and os.listdir(target_dir) == ["real.npz"]
+    dangling = tmp_path / "next.npz"
+    dangling.symlink_to(target_dir / "new.npz")
+    with io.atomic_write(dangling, "w") as f:
+        f.write("through")
+    assert dangling.is_symlink() and (target_dir / "new.npz").read_text() == "through"
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_atomic_write_sweeps_only_stale_temporaries_of_its_target(tmp_path):
+    host = io.temp_prefix("x").split(".")[-1].split("-")[0]
+    dead = tmp_path / f".out.bin.{host}-{_dead_pid()}-abcdefgh.tmp"
+    legacy_old = tmp_path / ".out.bin.q1w2e3r4.tmp"
+    legacy_new = tmp_path / ".out.bin.t5y6u7i8.tmp"
+    live = tmp_path / f"{io.temp_prefix('out.bin')}zzzzzzzz.tmp"
+    other_host = tmp_path / f".out.bin.abcdef-{_dead_pid()}-abcdefgh.tmp"
+    other_target = tmp_path / f".other.bin.{host}-{_dead_pid()}-abcdefgh.tmp"
+    for p in (dead, legacy_old, legacy_new, live, other_host, other_target):
+        p.write_bytes(b"x")
+    old = os.path.getmtime(legacy_old) - 2 * io.LEGACY_STALE_S
+    os.utime(legacy_old, (old, old))
+    with io.atomic_write(tmp_path / "out.bin") as f:
+        f.write(b"new")
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["out.bin", legacy_new.name, live.name, other_host.name, other_target.name])
+
+
+_KILLED_SAVES = r"""
+import os, signal, sys, time
+import numpy as np
+from fastnet import io
+from fastnet.network import TwoLayerNet
+
+path = sys.argv[1]
+net = TwoLayerNet(30, 20, 10, seed=0)
+def temps():
+    return sorted(n for n in os.listdir(os.path.dirname(path)) if n.endswith(".tmp"))
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        def stuck_savez(f, **arrays):
+            f.write(b"PK\x03\x04 half a zip" * 1000)
+            f.flush()
+            time.sleep(60)
+        io.np.savez = stuck_savez
+        io.save(net, path)
+        os._exit(0)
+    deadline = time.monotonic() + 20
+    while not temps() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    print(len(temps()), flush=True)
+io.save(net, path)
+print(len(temps()), os.path.exists(path), flush=True)
+"""
+
+
+def test_temporaries_of_killed_saves_do_not_pile_up(tmp_path):
+    path = tmp_path / "params.npz"
+    out = subprocess.run([sys.executable, "-c", _KILLED_SAVES, str(path)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    # each killed save leaves its own temporary file; the next save removes the earlier ones
+    assert out.stdout.split() == ["1", "1", "1", "0", "True"]
+    assert os.listdir(tmp_path) == ["params.npz"]
+    assert io.load(path).params["W1"].shape == (30, 20)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_parameter_files_give_the_net_or_one_value_error(tmp_path, data):
+    path = tmp_path / "p.npz"
+    if not path.exists():
+        io.save(make_net(sizes=(5, 3, 2)), path)
+    blob = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        at = data.draw(st.integers(0, len(blob) - 1), label="at")
+        if data.draw(st.booleans(), label="cut"):
+            del blob[at:]
+            if not blob:
+                break
+        else:
+            blob[at] ^= data.draw(st.integers(1, 255), label="xor")
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(bytes(blob))
+    try:
+        net = io.load(damaged)
+    except ValueError as exc:
+        assert str(damaged) in str(exc)
+        return
+    # accepted: then numpy reads the same arrays from it (the damage hit nothing that matters)
+    with np.load(damaged, allow_pickle=False) as z:
+        for k in ("W1", "b1", "W2", "b2"):
+            assert np.array_equal(net.params[k], z[k])
