@@ -15,6 +15,7 @@ COMMANDS = {
     "steps": "fastnet.commands.steps",
     "bench": "fastnet.commands.bench",
     "descent": "fastnet.commands.descent",
+    "sweep": "fastnet.commands.sweep",
 }
 
 

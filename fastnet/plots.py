@@ -182,4 +182,71 @@ def plot_descent(f, path, out, title=None, resolution=200):
     _save(fig, out)
 
 
-__all__ = ["plot_descent", "plot_history", "plot_step_study"]
+def plot_sweep(result, path, best=20):
+    """Write a PNG to `path` for a training sweep (`fastnet.sweep`'s result).
+
+    A random search gets the book's figure 6-24: the test-accuracy curves (solid) and training
+    curves (dashed) of the `best` trials, one small panel each, titled with their rank, final
+    accuracy and the searched values. A grid gets the final test accuracy against the first swept
+    setting, one line per combination of the other settings, mean and standard deviation over
+    the replicates (seeds) as error bars.
+    """
+    if result.kind != "train":
+        raise ValueError(f"plot_sweep draws training sweeps, got a {result.kind!r} sweep")
+    ok = result.ok()
+    if not ok:
+        raise ValueError("the sweep has no finished trial to plot")
+    random_search = bool(result.random_axes)
+    if random_search:
+        top = result.best(best)
+        cols = 5
+        rows = max(1, -(-len(top) // cols))
+        fig = _figure(figsize=(2.6 * cols, 2.1 * rows + 0.4), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(rows, cols, sharex=False, sharey=True)).ravel()
+        for k, (ax, r) in enumerate(zip(axes, top)):
+            ax.plot(r["epochs"], r["test_acc_curve"], color="tab:blue", linewidth=1)
+            ax.plot(r["epochs"], r["train_acc_curve"], color="tab:blue", linestyle="--", linewidth=0.8)
+            ax.set_ylim(0, 1.0)
+            label = ", ".join(f"{g} {r['settings'][g]:.3g}" if isinstance(r["settings"][g], float)
+                              else f"{g} {r['settings'][g]}" for g in result.group_by)
+            ax.set_title(f"Best-{k + 1} (test acc {r['test_acc']:.3f})\n{label}", fontsize=7)
+            ax.tick_params(labelsize=6)
+        for ax in axes[len(top):]:
+            ax.set_axis_off()
+        fig.suptitle(f"best {len(top)} of {len(ok)} trials: test accuracy (solid), train (dashed) "
+                     "against epochs", fontsize=9)
+    else:
+        rows = result.summary()
+        axis = result.group_by[0] if result.group_by else None
+        fig = _figure(figsize=(6.4, 4.6), layout="constrained")
+        ax = fig.subplots()
+        if axis is None:
+            vals = [r["test_acc"] for r in ok]
+            ax.errorbar([0], [np.mean(vals)], yerr=[np.std(vals)], fmt="o", capsize=4)
+            ax.set_xticks([0], ["all trials"])
+        else:
+            others = result.group_by[1:]
+            lines = {}
+            for row in rows:
+                lines.setdefault(tuple(row[o] for o in others), []).append(row)
+            numeric = all(isinstance(row[axis], (int, float)) for row in rows)
+            for key, pts in lines.items():
+                xs = [p[axis] for p in pts]
+                xpos = xs if numeric else list(range(len(xs)))
+                lab = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or None
+                ax.errorbar(xpos, [p["mean"] for p in pts], yerr=[p["std"] for p in pts], marker="o",
+                            capsize=3, label=lab)
+                if not numeric:
+                    ax.set_xticks(xpos, [str(x) for x in xs])
+            if numeric and axis in ("lr", "h", "weight_decay", "weight_init_std"):
+                ax.set_xscale("log")
+            ax.set_xlabel(axis)
+            if len(lines) > 1:
+                ax.legend(fontsize="small", loc="best")
+        ax.set_ylabel("final test accuracy (mean, std over seeds)")
+        ax.grid(True, alpha=0.3)
+        ax.set_title(f"{len(ok)} trials", fontsize="small")
+    _save(fig, path)
+
+
+__all__ = ["plot_descent", "plot_history", "plot_step_study", "plot_sweep"]

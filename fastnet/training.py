@@ -53,6 +53,7 @@ def train(
     callback=None,
     threads=None,
     progress=False,
+    weight_decay=0.0,
 ):
     """Train `net` in place by mini-batch SGD on data = ((x_train (N,D), t_train), (x_test (M,D), t_test)); return a History.
 
@@ -71,11 +72,20 @@ def train(
     A Generator passed as `seed` is advanced by blocks of batches, so after an early stop it is
     further along than the batches used.
     progress=True shows a tqdm bar with the current loss on stderr.
+    weight_decay=lambda adds the book's L2 penalty (ch. 6, `weight_decay_lambda`): the loss gains
+    lambda / 2 (|W1|^2 + |W2|^2) and the gradients lambda W1 and lambda W2 (biases are not
+    decayed). For grad="numerical" that term is added exactly: the central difference of a
+    quadratic is its derivative.
     """
     iters = positive_int(iters, "iters")
     batch_size = positive_int(batch_size, "batch_size")
     lr = positive_float(lr, "lr")
     h = positive_float(h, "h")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real):
+        raise TypeError(f"weight_decay must be a real number >= 0, got {weight_decay!r}")
+    if not np.isfinite(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay!r}")
+    weight_decay = float(weight_decay)
     if not isinstance(grad, str) or grad not in GRADS:
         raise ValueError(f"grad must be one of {', '.join(map(repr, GRADS))}, got {grad!r}")
     if eval_every != "epoch":
@@ -103,6 +113,7 @@ def train(
         "lr": lr,
         "grad": grad,
         "h": h,
+        "weight_decay": weight_decay,
         "seed": int(seed) if isinstance(seed, numbers.Integral) else None,
         "sizes": list(sizes),
         "loss": getattr(net, "loss_name", "cross_entropy"),
@@ -150,6 +161,23 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
     else:
         def gradient(x, t):
             return net.numerical_gradient(x, t, h=h)
+    decay = s.get("weight_decay", 0.0)
+    if decay:
+        data_gradient = gradient
+        data_loss = net.loss
+        lam = np.dtype(s["dtype"]).type(decay)
+
+        def gradient(x, t):
+            g = dict(data_gradient(x, t))
+            for k in ("W1", "W2"):
+                g[k] = g[k] + lam * params[k]
+            return g
+
+        def net_loss(x, t):  # the recorded loss includes the penalty, as the book's does
+            penalty = sum(float(np.sum(np.square(params[k], dtype=np.float64))) for k in ("W1", "W2"))
+            return float(data_loss(x, t)) + 0.5 * decay * penalty
+    else:
+        net_loss = net.loss
 
     bar = None
     if progress:
@@ -184,7 +212,7 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
                 np.multiply(g[k], lr, out=step, casting="same_kind")
                 np.subtract(p, step, out=p)
             t2 = perf()
-            loss = float(net.loss(xb, tb))
+            loss = float(net_loss(xb, tb))
             t3 = perf()
             loss_list.append(loss)
             t_grad += t1 - t0

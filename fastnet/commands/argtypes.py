@@ -35,3 +35,14 @@ def positive_float(text):
     if not (math.isfinite(v) and v > 0):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return v
+
+
+def nonnegative_float(text):
+    """A finite number >= 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"expected a non-negative finite number, got {text!r}")
+    return v

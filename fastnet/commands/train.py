@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from fastnet.commands.argtypes import nonnegative_int, positive_float, positive_int
+from fastnet.commands.argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 HELP = "train the two-layer net by mini-batch SGD (book ch. 4) and write history.json, params.npz, curves.png"
 
@@ -31,6 +31,10 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=positive_int, default=100, metavar="N", help="mini-batch size (default: 100)")
     parser.add_argument("--lr", type=positive_float, default=0.1, metavar="X", help="learning rate (default: 0.1)")
     parser.add_argument("--hidden", type=positive_int, default=50, metavar="N", help="hidden units (default: 50)")
+    parser.add_argument("--weight-init-std", type=nonnegative_float, default=0.01, metavar="X",
+                        help="standard deviation of the initial weights (default: 0.01, the book's)")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=0.0, metavar="X",
+                        help="L2 weight decay lambda (the book's weight_decay_lambda, ch. 6; default: 0)")
     parser.add_argument(
         "--loss", choices=("cross_entropy", "sum_squared"), default="cross_entropy",
         help="loss of the softmax outputs: cross_entropy (the book's for the net) or sum_squared (half the "
@@ -91,8 +95,8 @@ def run(args) -> int:
 
     try:
         net = TwoLayerNet(
-            np.asarray(x_train).shape[1], args.hidden, classes, dtype=np.dtype(args.dtype), seed=args.seed,
-            loss=args.loss,
+            np.asarray(x_train).shape[1], args.hidden, classes, args.weight_init_std,
+            dtype=np.dtype(args.dtype), seed=args.seed, loss=args.loss,
         )
     except (ValueError, TypeError) as exc:
         return _fail(str(exc))
@@ -149,6 +153,7 @@ def run(args) -> int:
             callback=on_iteration,
             threads=args.threads,
             progress=progress,
+            weight_decay=args.weight_decay,
         )
     except (ValueError, TypeError) as exc:
         return _fail(str(exc))
