@@ -14,6 +14,7 @@ from fastnet.gradient import numerical_gradient
 from fastnet.history import History
 from fastnet.io import load, save
 from fastnet.network import TwoLayerNet
+from fastnet.sweeps import SweepResult, sweep
 from fastnet.threads import num_threads, set_num_threads
 from fastnet.training import train
 
@@ -23,6 +24,7 @@ __all__ = [
     "GradientCheck",
     "History",
     "StepStudy",
+    "SweepResult",
     "TwoLayerNet",
     "__version__",
     "datasets",
@@ -36,5 +38,6 @@ __all__ = [
     "save",
     "set_num_threads",
     "step_study",
+    "sweep",
     "train",
 ]

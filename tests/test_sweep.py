@@ -17,7 +17,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="fastnet sweep needs the sweep extra (Dask)")
 
 import fastnet  # noqa: E402
-from fastnet import sweep as sw  # noqa: E402
+from fastnet import sweeps as sw  # noqa: E402
 from fastnet.io import load  # noqa: E402
 
 # Small trials on the bundled digits: fast, and every split/seed gives its own result.

@@ -109,7 +109,7 @@ def _fixed(items):
 
 
 def run(args) -> int:
-    from fastnet import sweep as sweeping
+    from fastnet import sweeps as sweeping
 
     try:
         config = _read_config(args.config) if args.config else {}
