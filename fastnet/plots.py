@@ -160,7 +160,7 @@ def plot_descent(f, path, out, title=None, resolution=200):
         # levels spaced in sqrt(f - min): circles of a quadratic come out evenly spaced
         vmin = float(finite.min())
         levels = vmin + np.linspace(0, np.sqrt(float(finite.max()) - vmin), 16)[1:] ** 2
-        cs = ax.contour(gx, gy, values, levels=levels, cmap="Greys", linewidths=0.7)
+        cs = ax.contour(gx, gy, values, levels=levels, colors="0.55", linewidths=0.7)
         ax.clabel(cs, fontsize=6, fmt="%.3g")
     ax.axhline(0, color="0.6", linestyle="--", linewidth=0.7)
     ax.axvline(0, color="0.6", linestyle="--", linewidth=0.7)
