@@ -47,6 +47,10 @@ class History:
     seconds_total: float = 0.0
     settings: dict = field(default_factory=dict)
 
+    # Not a dataclass field (no annotation), so not part of to_dict(): set by `train` to the
+    # fastnet.training.TrainState that continues the run.
+    state = None
+
     @property
     def iterations(self) -> int:
         """Number of iterations run (len(loss))."""

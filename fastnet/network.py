@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numbers
+import os
+from typing import Any
 
 import numpy as np
 
@@ -13,10 +15,48 @@ from fastnet.validation import (
     as_float_dtype,
     check_inputs,
     check_labels,
+    check_seed,
+    check_step_for,
     positive_int,
 )
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux: MemAvailable), else physical memory, or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _format_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def _check_memory(d: int, h: int, c: int, dtype: np.dtype[Any]) -> None:
+    """ValueError before allocating when the parameters (and their float64 draws) cannot fit in memory."""
+    params = (d * h + h + h * c + c) * dtype.itemsize
+    # The weights are drawn in float64, then cast: the larger draw is alive next to the params.
+    need = params + 8 * max(d * h, h * c)
+    available = available_memory()
+    if available is not None and need > available:
+        raise ValueError(
+            f"TwoLayerNet({d}, {h}, {c}) with {dtype.name} parameters needs {_format_bytes(need)} to build "
+            f"({_format_bytes(params)} of parameters), more than the {_format_bytes(available)} available"
+        )
 
 
 class TwoLayerNet:
@@ -37,11 +77,15 @@ class TwoLayerNet:
             raise TypeError(f"weight_init_std must be a real number, got {weight_init_std!r}")
         if not np.isfinite(weight_init_std) or weight_init_std < 0:
             raise ValueError(f"weight_init_std must be finite and >= 0, got {weight_init_std!r}")
-        if not (seed is None or isinstance(seed, (numbers.Integral, np.random.Generator))) \
-                or isinstance(seed, bool):
-            raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {seed!r}")
-        rng = np.random.default_rng(seed)
+        # Standard normal draws stay below 40 in magnitude (P ~ 1e-350), so this keeps every weight finite.
+        std_max = float(np.finfo(self.dtype).max) / 40
+        if weight_init_std > std_max:
+            raise ValueError(f"weight_init_std={weight_init_std:g} overflows {self.dtype.name} weights; "
+                             f"use at most {std_max:.3g}")
+        check_seed(seed)
         d, h, c = self.input_size, self.hidden_size, self.output_size
+        _check_memory(d, h, c, self.dtype)
+        rng = np.random.default_rng(seed)
         # Drawn in float64 then cast, as fastnet.reference.TwoLayerNet does: equal seeds, equal nets.
         self.params = {
             "W1": (weight_init_std * rng.standard_normal((d, h))).astype(self.dtype),
@@ -123,10 +167,15 @@ class TwoLayerNet:
         h = step_for(method, h)
         x, t = self._xt(x, t)
         params = self._checked_params()
+        h = check_step_for(h, self.dtype, params, method)
         step = self.dtype.type(h)
         with num_threads(threads):
             if code == kernels.COMPLEX:
                 grads = kernels.two_layer_complex_step(x, t, *params, step)
             else:
                 grads = kernels.two_layer_numerical_gradient(x, t, *params, step, code)
+        for name, g in zip(PARAM_NAMES, grads):
+            if not np.isfinite(g).all():
+                raise ValueError(f"the numerical gradient of {name} at h={h:g} ({method}) is not finite; "
+                                 f"try a step closer to the default {step_for(method, None):g}")
         return dict(zip(PARAM_NAMES, grads))

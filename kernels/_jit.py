@@ -35,8 +35,6 @@ def _tbb_library_path():
 
 def _select_threading_layer():
     """Make TBB numba's threading layer unless the user chose one; returns the layer chosen or None."""
-    if os.environ.get("NUMBA_THREADING_LAYER") or numba.config.THREADING_LAYER != "default":
-        return None
     path = _tbb_library_path()
     if path is None:
         return None
@@ -46,6 +44,9 @@ def _select_threading_layer():
         # that soname is loaded, numba's own dlopen("libtbb.so.12") finds it.
         ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_GLOBAL", 0))
     except OSError:
+        return None
+    # Loaded in any case, so that a user's "tbb", "safe" or "threadsafe" finds it as well.
+    if os.environ.get("NUMBA_THREADING_LAYER") or numba.config.THREADING_LAYER != "default":
         return None
     numba.config.THREADING_LAYER = "tbb"
     return "tbb"
