@@ -20,7 +20,7 @@ DEFAULT_STEP = {"central": 1e-4, "forward": 1e-4, "backward": 1e-4, "complex": 1
 
 def method_code(method) -> int:
     """The kernel constant for a method name."""
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     return METHODS[method]
 

@@ -288,6 +288,10 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(row, file=sys.stdout)
         return True if stop.signum is not None else None
 
+    try:
+        created = _prepare_out(out)
+    except OSError as exc:
+        return _fail(f"cannot write to --out {out}: {exc}")
     progress = not args.no_progress and sys.stderr.isatty()
     with stop:
         try:
@@ -309,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
         except (ValueError, TypeError) as exc:
             # Before the first step: an argument train() refused. After: a step failed (the net is
             # as before that step, nothing is written).
+            _remove_empty(created)
             return _fail(str(exc), 1 if prev["started"] else 2)
         if not prev["started"]:
             header()
@@ -337,6 +342,38 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"wrote {', '.join(written)}")
     return 128 + stop.signum if stop.signum is not None else 0
+
+
+def _prepare_out(out: str) -> list[str]:
+    """Create `out` and prove it writable with a throw-away file; returns the directories created.
+
+    Permission bits do not tell (root may write anywhere but on read-only or virtual file
+    systems), so the only sure test is writing, done before training rather than after it.
+    """
+    import tempfile
+
+    created = []
+    missing = os.path.abspath(out)
+    while not os.path.exists(missing):
+        created.append(missing)
+        missing = os.path.dirname(missing)
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(created: list[str]) -> None:
+    """Remove the directories _prepare_out created, deepest first, if still empty."""
+    for d in created:
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
 
 
 def _check_batch_memory(batch_size: int, net: Any) -> None:
