@@ -147,7 +147,7 @@ def check_step_for(h: object, dtype: npt.DTypeLike, params: Iterable[npt.NDArray
         largest = max((float(np.max(np.abs(p), initial=0)) for p in params), default=0.0)
         why = ("" if method == "complex" else
                f"; below {low:.3g} the step is lost when added to the largest |parameter| {largest:.3g}")
-        raise ValueError(f"{name}={value:g} is outside the usable range [{low:.3g}, {high:.3g}] for "
+        raise ValueError(f"{name}={value!r} is outside the usable range [{low:.3g}, {high:.3g}] for "
                          f"{dt.name} parameters ({method} differences{why})")
     return value
 
