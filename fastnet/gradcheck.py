@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from fastnet.methods import DEFAULT_STEP, method_code, step_for
 from fastnet.network import PARAM_NAMES
@@ -161,8 +165,10 @@ def _naive_errors(net, x, t, hs, methods, analytic, n_entries, seed):
     return out
 
 
-def step_study(net, x, t, hs=None, methods=("central", "forward", "backward", "complex"), *,
-               naive=True, naive_entries=100, seed=0, threads=None):
+def step_study(net: Any, x: npt.ArrayLike, t: npt.ArrayLike, hs: npt.ArrayLike | None = None,
+               methods: str | Sequence[str] = ("central", "forward", "backward", "complex"), *,
+               naive: bool = True, naive_entries: int = 100, seed: int | None = 0,
+               threads: int | None = None) -> "StepStudy":
     """Error of the numerical gradient against backprop for each method and step h.
 
     hs defaults to 25 steps from 1e-12 to 1 (log-spaced). fastnet's kernel sums exact per-sample

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import kernels
 from fastnet.methods import method_code, step_for
@@ -67,8 +68,8 @@ class TwoLayerNet:
     indices (N,) or one-hot rows (N, C) everywhere.
     """
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 dtype=np.float64, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01, *,
+                 dtype: npt.DTypeLike = np.float64, seed: int | np.random.Generator | None = None) -> None:
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.output_size = positive_int(output_size, "output_size")
@@ -155,7 +156,9 @@ class TwoLayerNet:
         grads = kernels.two_layer_gradient(x, t, *self._checked_params())
         return dict(zip(PARAM_NAMES, grads))
 
-    def numerical_gradient(self, x, t, h=None, method="central", *, threads=None):
+    def numerical_gradient(self, x: npt.ArrayLike, t: npt.ArrayLike, h: float | None = None,
+                           method: str = "central", *, threads: int | None = None
+                           ) -> dict[str, npt.NDArray[np.floating[Any]]]:
         """Numerical gradient of the loss by perturbing every parameter: dict W1 b1 W2 b2.
 
         method "central" (default), "forward" or "backward" gives the finite difference of the

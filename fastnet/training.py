@@ -6,11 +6,12 @@ import dataclasses
 import numbers
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from fastnet.history import History
 from fastnet.threads import check_threads, num_threads
@@ -27,7 +28,8 @@ GRADS = ("backprop", "numerical")
 _PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
-def is_eval_iteration(i, iters, train_size, batch_size, eval_every="epoch"):
+def is_eval_iteration(i: int, iters: int, train_size: int, batch_size: int,
+                      eval_every: str | int = "epoch") -> bool:
     """Whether iteration i (0-based) of `iters` ends with an evaluation on the full train and test sets.
 
     With eval_every="epoch", evaluation happens at i = 0 and at the first iteration i with
@@ -42,7 +44,7 @@ def is_eval_iteration(i, iters, train_size, batch_size, eval_every="epoch"):
         return True
     if eval_every == "epoch":
         return (i * batch_size) // train_size != ((i - 1) * batch_size) // train_size
-    return i % eval_every == 0
+    return i % int(eval_every) == 0
 
 
 def eval_iterations(iters: int, train_size: int, batch_size: int,
@@ -110,22 +112,22 @@ class TrainState:
 
 
 def train(
-    net,
-    data,
+    net: Any,
+    data: Any,
     *,
-    iters=10000,
-    batch_size=100,
-    lr=0.1,
-    grad="backprop",
-    h=1e-4,
-    seed=None,
-    eval_every="epoch",
-    callback=None,
-    threads=None,
-    progress=False,
-    history=None,
-    resume=None,
-):
+    iters: int = 10000,
+    batch_size: int = 100,
+    lr: float = 0.1,
+    grad: str = "backprop",
+    h: float = 1e-4,
+    seed: int | np.random.Generator | None = None,
+    eval_every: str | int = "epoch",
+    callback: Callable[[int, History], bool | None] | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    history: History | None = None,
+    resume: TrainState | None = None,
+) -> History:
     """Train `net` in place by mini-batch SGD on data = ((x_train (N,D), t_train), (x_test (M,D), t_test)); return a History.
 
     Each iteration draws batch_size indices with replacement from a `numpy.random.default_rng(seed)`
@@ -220,20 +222,20 @@ def train(
         return _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress, resume)
 
 
-def _check_same_run(saved, settings):
+def _check_same_run(saved: dict[str, Any], settings: dict[str, Any]) -> None:
     for key, value in settings.items():
         if key != "threads" and saved.get(key) != value:
             raise ValueError(f"cannot resume: {key} is {value!r} but the interrupted run had {saved.get(key)!r}")
 
 
-def _next_eval(i, iters, train_size, batch_size, eval_every):
+def _next_eval(i: int, iters: int, train_size: int, batch_size: int, eval_every: str | int) -> int:
     """The first evaluated iteration after iteration i (iters - 1 at the latest)."""
     if eval_every == "epoch":
         # First j with j * batch_size >= k * train_size for the next epoch k after iteration i.
         k = (i * batch_size) // train_size + 1
         j = -(-k * train_size // batch_size)
     else:
-        j = (i // eval_every + 1) * eval_every
+        j = (i // int(eval_every) + 1) * int(eval_every)
     return min(j, iters - 1)
 
 
@@ -243,7 +245,10 @@ def _next_eval(i, iters, train_size, batch_size, eval_every):
 _INDEX_BLOCK = 1 << 16
 
 
-def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress, resume):
+def _loop(net: Any, x_train: NDArray[Any], t_train: NDArray[np.int64], x_test: NDArray[Any],
+          t_test: NDArray[np.int64], rng: np.random.Generator, history: History,
+          callback: Callable[[int, History], bool | None] | None, progress: bool,
+          resume: TrainState | None) -> History:
     s = history.settings
     iters, batch_size, train_size = s["iters"], s["batch_size"], s["train_size"]
     eval_every, grad_name, h = s["eval_every"], s["grad"], s["h"]
@@ -267,7 +272,8 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
     perf = time.perf_counter
     take_x, take_t = x_train.take, t_train.take
     block_rows = max(1, _INDEX_BLOCK // batch_size)
-    block, row = None, block_rows
+    block: NDArray[np.int64] | None = None
+    row = block_rows
     first = 0
     block_start, block_state = 0, rng.bit_generator.state
     t_grad, t_update = history.seconds_gradient, history.seconds_update
@@ -291,6 +297,7 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
                 block_start, block_state = i, rng.bit_generator.state
                 block = rng.integers(0, train_size, size=(min(block_rows, iters - i), batch_size))
                 row = 0
+            assert block is not None
             idx = block[row]
             row += 1
             xb = take_x(idx, axis=0)
@@ -302,8 +309,9 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
             for k, p, step, new in updates:
                 # step = lr * grad in the params' dtype, new = params - step: the same bits as an
                 # in-place update, but nothing is written until every new value is known finite.
-                np.multiply(g[k], lr, out=step, casting="same_kind")
-                np.subtract(p, step, out=new)
+                with np.errstate(over="ignore", invalid="ignore"):  # reported just below, as an error
+                    np.multiply(g[k], lr, out=step, casting="same_kind")
+                    np.subtract(p, step, out=new)
                 if not np.isfinite(new).all():
                     raise ValueError(f"iteration {i}: the update of {k} is not finite (lr {s['lr']:g}, "
                                      f"{grad_name} gradient); the net is left as before this iteration")
@@ -339,7 +347,7 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
         if row == block_rows or block is None:
             # The next iteration starts a new block: the generator is exactly where it must be.
             block_start, block_state = last + 1, rng.bit_generator.state
-        history.state = TrainState(last + 1, block_start, block_state, extra_eval)
+        history.state = TrainState(last + 1, block_start, dict(block_state), extra_eval)
         if bar is not None:
             bar.update(len(loss_list) - bar.n)
             bar.close()

@@ -13,7 +13,7 @@ import numpy.typing as npt
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_dtype(dtype, name="dtype"):
+def as_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype[Any]:
     """np.dtype(float32) or np.dtype(float64); anything else is a TypeError naming `name`."""
     try:
         dt = np.dtype(dtype)
@@ -24,7 +24,7 @@ def as_float_dtype(dtype, name="dtype"):
     return dt
 
 
-def positive_int(value, name):
+def positive_int(value: object, name: str) -> int:
     """An int >= 1 (bools and floats are rejected)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
@@ -33,7 +33,7 @@ def positive_int(value, name):
     return int(value)
 
 
-def positive_float(value, name):
+def positive_float(value: object, name: str) -> float:
     """A finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive real number, got {value!r}")
@@ -78,7 +78,7 @@ def check_inputs(x, input_size, dtype, name="x"):
     return out
 
 
-def check_labels(t, n_rows, n_classes, name="t"):
+def check_labels(t: npt.ArrayLike, n_rows: int, n_classes: int, name: str = "t") -> npt.NDArray[np.int64]:
     """Class indices (n_rows,) int64 from indices or one-hot rows, all in [0, n_classes)."""
     arr = real_array(t, name)
     if arr.ndim == 2:
@@ -105,7 +105,7 @@ def check_labels(t, n_rows, n_classes, name="t"):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def check_step(h, name="h"):
+def check_step(h: object, name: str = "h") -> float:
     """A finite step h > 0."""
     return positive_float(h, name)
 
@@ -123,7 +123,7 @@ def step_range(dtype: npt.DTypeLike, params: Iterable[npt.NDArray[np.floating[An
     largest = max((float(np.max(np.abs(p), initial=0)) for p in params), default=0.0)
     low = float(info.tiny)
     if method != "complex" and largest > 0:
-        low = max(low, float(np.spacing(dt.type(largest))))
+        low = max(low, float(np.spacing(np.asarray(largest, dtype=dt))))
     high = float(info.max) / 4 - largest
     return low, high
 

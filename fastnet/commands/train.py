@@ -21,7 +21,7 @@ HELP = "train the two-layer net by mini-batch SGD (book ch. 4) and write history
 TABLE_ROWS = 15
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `fastnet train`; the defaults are the book's settings on the bundled digits."""
     parser.add_argument(
         "--data",
