@@ -165,6 +165,9 @@ class TwoLayerNet:
         exact loss at step h (default 1e-4, as in the book); "complex" gives Im L(theta + i h e_p) / h
         (default h = 1e-20). Computed by fastnet's structure-aware parallel kernel; `threads` sets
         numba's thread count for this call only.
+
+        h must suit the dtype and the weights (`fastnet.validation.step_range`): a ValueError gives
+        the usable range otherwise, and a gradient that comes out NaN or inf is a ValueError too.
         """
         code = method_code(method)
         h = step_for(method, h)
