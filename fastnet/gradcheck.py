@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from fastnet.methods import DEFAULT_STEP, method_code, step_for
 from fastnet.network import PARAM_NAMES
+from fastnet.validation import check_seed, check_step_for, positive_int
 
 TINY = np.finfo(np.float64).tiny
 
@@ -160,8 +165,10 @@ def _naive_errors(net, x, t, hs, methods, analytic, n_entries, seed):
     return out
 
 
-def step_study(net, x, t, hs=None, methods=("central", "forward", "backward", "complex"), *,
-               naive=True, naive_entries=100, seed=0, threads=None):
+def step_study(net: Any, x: npt.ArrayLike, t: npt.ArrayLike, hs: npt.ArrayLike | None = None,
+               methods: str | Sequence[str] = ("central", "forward", "backward", "complex"), *,
+               naive: bool = True, naive_entries: int = 100, seed: int | None = 0,
+               threads: int | None = None) -> "StepStudy":
     """Error of the numerical gradient against backprop for each method and step h.
 
     hs defaults to 25 steps from 1e-12 to 1 (log-spaced). fastnet's kernel sums exact per-sample
@@ -175,12 +182,18 @@ def step_study(net, x, t, hs=None, methods=("central", "forward", "backward", "c
     hs = np.asarray(hs, dtype=np.float64)
     if hs.ndim != 1 or hs.size == 0:
         raise ValueError(f"hs must be a non-empty 1-D sequence of steps, got shape {hs.shape}")
-    for h in hs:
-        step_for("central", float(h))
     if isinstance(methods, str):
         methods = (methods,)
     for m in methods:
         method_code(m)
+    if naive:
+        naive_entries = positive_int(naive_entries, "naive_entries")
+        check_seed(seed)
+    # Every step checked against the net's dtype and weights before any gradient is computed.
+    params = net._checked_params()
+    for h in hs:
+        for m in methods:
+            check_step_for(float(h), net.dtype, params, m, name="hs entry")
     analytic = net.gradient(x, t)
     flat_a = np.concatenate([analytic[k].ravel().astype(np.float64) for k in PARAM_NAMES])
     errors = {}

@@ -7,6 +7,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastnet.io import atomic_write
 
@@ -46,6 +47,18 @@ class History:
     seconds_eval: float = 0.0
     seconds_total: float = 0.0
     settings: dict = field(default_factory=dict)
+
+    @property
+    def state(self) -> Any:
+        """The fastnet.training.TrainState that continues this run (set by `train`), or None.
+
+        Not a dataclass field, so not part of to_dict() or of equality.
+        """
+        return self.__dict__.get("_state")
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self.__dict__["_state"] = value
 
     @property
     def iterations(self) -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numbers
+import os
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import kernels
 from fastnet.methods import method_code, step_for
@@ -13,6 +16,8 @@ from fastnet.validation import (
     as_float_dtype,
     check_inputs,
     check_labels,
+    check_seed,
+    check_step_for,
     positive_int,
 )
 
@@ -24,13 +29,49 @@ PARAM_NAMES = ("W1", "b1", "W2", "b2")
 LOSSES = {"cross_entropy": kernels.CROSS_ENTROPY, "sum_squared": kernels.SUM_SQUARED}
 
 
-def loss_code(loss):
+def loss_code(loss: object) -> int:
     """The kernel constant for a loss name; ValueError/TypeError naming `loss` otherwise."""
     if not isinstance(loss, str):
         raise TypeError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
     return LOSSES[loss]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux: MemAvailable), else physical memory, or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _format_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def _check_memory(d: int, h: int, c: int, dtype: np.dtype[Any]) -> None:
+    """ValueError before allocating when the parameters (and their float64 draws) cannot fit in memory."""
+    params = (d * h + h + h * c + c) * dtype.itemsize
+    # The weights are drawn in float64, then cast: the larger draw is alive next to the params.
+    need = params + 8 * max(d * h, h * c)
+    available = available_memory()
+    if available is not None and need > available:
+        raise ValueError(
+            f"TwoLayerNet({d}, {h}, {c}) with {dtype.name} parameters needs {_format_bytes(need)} to build "
+            f"({_format_bytes(params)} of parameters), more than the {_format_bytes(available)} available"
+        )
 
 
 class TwoLayerNet:
@@ -43,8 +84,9 @@ class TwoLayerNet:
     softmax output and the one-hot label (the book's `mean_squared_error`, averaged per sample).
     """
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 dtype=np.float64, seed=None, loss="cross_entropy"):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01, *,
+                 dtype: npt.DTypeLike = np.float64, seed: int | np.random.Generator | None = None,
+                 loss: str = "cross_entropy") -> None:
         self._loss = loss_code(loss)
         self.loss_name = loss
         self.input_size = positive_int(input_size, "input_size")
@@ -55,11 +97,15 @@ class TwoLayerNet:
             raise TypeError(f"weight_init_std must be a real number, got {weight_init_std!r}")
         if not np.isfinite(weight_init_std) or weight_init_std < 0:
             raise ValueError(f"weight_init_std must be finite and >= 0, got {weight_init_std!r}")
-        if not (seed is None or isinstance(seed, (numbers.Integral, np.random.Generator))) \
-                or isinstance(seed, bool):
-            raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {seed!r}")
-        rng = np.random.default_rng(seed)
+        # Standard normal draws stay below 40 in magnitude (P ~ 1e-350), so this keeps every weight finite.
+        std_max = float(np.finfo(self.dtype).max) / 40
+        if weight_init_std > std_max:
+            raise ValueError(f"weight_init_std={weight_init_std:g} overflows {self.dtype.name} weights; "
+                             f"use at most {std_max:.3g}")
+        check_seed(seed)
         d, h, c = self.input_size, self.hidden_size, self.output_size
+        _check_memory(d, h, c, self.dtype)
+        rng = np.random.default_rng(seed)
         # Drawn in float64 then cast, as fastnet.reference.TwoLayerNet does: equal seeds, equal nets.
         self.params = {
             "W1": (weight_init_std * rng.standard_normal((d, h))).astype(self.dtype),
@@ -134,22 +180,32 @@ class TwoLayerNet:
         grads = kernels.two_layer_gradient(x, t, *self._checked_params(), self._loss)
         return dict(zip(PARAM_NAMES, grads))
 
-    def numerical_gradient(self, x, t, h=None, method="central", *, threads=None):
+    def numerical_gradient(self, x: npt.ArrayLike, t: npt.ArrayLike, h: float | None = None,
+                           method: str = "central", *, threads: int | None = None
+                           ) -> dict[str, npt.NDArray[np.floating[Any]]]:
         """Numerical gradient of the loss by perturbing every parameter: dict W1 b1 W2 b2.
 
         method "central" (default), "forward" or "backward" gives the finite difference of the
         exact loss at step h (default 1e-4, as in the book); "complex" gives Im L(theta + i h e_p) / h
         (default h = 1e-20). Computed by fastnet's structure-aware parallel kernel; `threads` sets
         numba's thread count for this call only.
+
+        h must suit the dtype and the weights (`fastnet.validation.step_range`): a ValueError gives
+        the usable range otherwise, and a gradient that comes out NaN or inf is a ValueError too.
         """
         code = method_code(method)
         h = step_for(method, h)
         x, t = self._xt(x, t)
         params = self._checked_params()
+        h = check_step_for(h, self.dtype, params, method)
         step = self.dtype.type(h)
         with num_threads(threads):
             if code == kernels.COMPLEX:
                 grads = kernels.two_layer_complex_step(x, t, *params, step, self._loss)
             else:
                 grads = kernels.two_layer_numerical_gradient(x, t, *params, step, code, self._loss)
+        for name, g in zip(PARAM_NAMES, grads):
+            if not np.isfinite(g).all():
+                raise ValueError(f"the numerical gradient of {name} at h={h:g} ({method}) is not finite; "
+                                 f"try a step closer to the default {step_for(method, None):g}")
         return dict(zip(PARAM_NAMES, grads))

@@ -13,11 +13,11 @@ def max_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
-def check_threads(n, name="threads"):
+def check_threads(n: object, name: str = "threads") -> int:
     """n as an int in [1, max_threads()]; TypeError or ValueError naming `name` otherwise."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {n!r}")
-    if not 1 <= n <= max_threads():
+    if not 1 <= int(n) <= max_threads():
         raise ValueError(f"{name} must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), got {n}")
     return int(n)
 

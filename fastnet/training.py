@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import sys
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from fastnet.history import History
 from fastnet.threads import check_threads, num_threads
-from fastnet.validation import check_inputs, check_labels, positive_float, positive_int
+from fastnet.validation import (
+    check_inputs,
+    check_labels,
+    check_seed,
+    check_step_for,
+    positive_float,
+    positive_int,
+)
 
 GRADS = ("backprop", "numerical")
 _PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
-def is_eval_iteration(i, iters, train_size, batch_size, eval_every="epoch"):
+def is_eval_iteration(i: int, iters: int, train_size: int, batch_size: int,
+                      eval_every: str | int = "epoch") -> bool:
     """Whether iteration i (0-based) of `iters` ends with an evaluation on the full train and test sets.
 
     With eval_every="epoch", evaluation happens at i = 0 and at the first iteration i with
@@ -31,30 +44,91 @@ def is_eval_iteration(i, iters, train_size, batch_size, eval_every="epoch"):
         return True
     if eval_every == "epoch":
         return (i * batch_size) // train_size != ((i - 1) * batch_size) // train_size
-    return i % eval_every == 0
+    return i % int(eval_every) == 0
 
 
-def eval_iterations(iters, train_size, batch_size, eval_every="epoch"):
-    """The iterations of a full run (no early stop) that are followed by an evaluation, as a list."""
-    return [i for i in range(iters) if is_eval_iteration(i, iters, train_size, batch_size, eval_every)]
+def eval_iterations(iters: int, train_size: int, batch_size: int,
+                    eval_every: str | int = "epoch") -> Iterator[int]:
+    """The iterations of a full run (no early stop) that are followed by an evaluation, in order.
+
+    A generator: it steps from one evaluation to the next, so a run of 10^9 iterations costs
+    nothing until it is consumed (use `eval_count` for how many there are).
+    """
+    if iters < 1:
+        return
+    i = 0
+    while True:
+        yield i
+        if i >= iters - 1:
+            return
+        i = _next_eval(i, iters, train_size, batch_size, eval_every)
+
+
+def eval_count(iters: int, train_size: int, batch_size: int, eval_every: str | int = "epoch") -> int:
+    """How many iterations `eval_iterations` yields, computed in O(1)."""
+    if iters <= 2:
+        return max(iters, 0)
+    inner = iters - 2  # iterations 1 .. iters - 2, between the always-evaluated first and last
+    if eval_every == "epoch":
+        # Iteration i is an epoch boundary when i = ceil(k * train_size / batch_size) for some k >= 1:
+        # distinct k give distinct i when train_size >= batch_size; otherwise every i is one.
+        boundaries = min(inner, inner * batch_size // train_size)
+    else:
+        boundaries = inner // int(eval_every)
+    return 2 + boundaries
+
+
+@dataclass
+class TrainState:
+    """Where an interrupted run stopped, enough to continue it with the same batches.
+
+    next_iteration: the first iteration not run. The batch indices are drawn in blocks;
+    rng_state is the bit generator's state before the block that starts at block_start drew.
+    extra_eval: the last evaluation was added because the run stopped, not by the schedule.
+    """
+
+    next_iteration: int
+    block_start: int
+    rng_state: dict[str, Any]
+    extra_eval: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the PCG64 state holds Python ints, which JSON keeps exactly)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: object) -> "TrainState":
+        """Rebuild from to_dict()'s output; ValueError on anything else."""
+        if not isinstance(d, dict):
+            raise ValueError("training state must be a dict")
+        try:
+            state = cls(int(d["next_iteration"]), int(d["block_start"]), dict(d["rng_state"]),
+                        bool(d.get("extra_eval", False)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"training state is incomplete or malformed ({exc})") from None
+        if not 0 <= state.block_start <= state.next_iteration:
+            raise ValueError("training state has block_start outside [0, next_iteration]")
+        return state
 
 
 def train(
-    net,
-    data,
+    net: Any,
+    data: Any,
     *,
-    iters=10000,
-    batch_size=100,
-    lr=0.1,
-    grad="backprop",
-    h=1e-4,
-    seed=None,
-    eval_every="epoch",
-    callback=None,
-    threads=None,
-    progress=False,
-    weight_decay=0.0,
-):
+    iters: int = 10000,
+    batch_size: int = 100,
+    lr: float = 0.1,
+    grad: str = "backprop",
+    h: float = 1e-4,
+    seed: int | np.random.Generator | None = None,
+    eval_every: str | int = "epoch",
+    callback: Callable[[int, History], bool | None] | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    weight_decay: float = 0.0,
+    history: History | None = None,
+    resume: TrainState | None = None,
+) -> History:
     """Train `net` in place by mini-batch SGD on data = ((x_train (N,D), t_train), (x_test (M,D), t_test)); return a History.
 
     Each iteration draws batch_size indices with replacement from a `numpy.random.default_rng(seed)`
@@ -76,6 +150,12 @@ def train(
     lambda / 2 (|W1|^2 + |W2|^2) and the gradients lambda W1 and lambda W2 (biases are not
     decayed). For grad="numerical" that term is added exactly: the central difference of a
     quadratic is its derivative.
+
+    Each step is all or nothing: the new parameters are computed aside and checked finite before
+    any is written, so a step that fails leaves the net as it was before it. The returned
+    History's `state` (a TrainState) says where the run stopped; pass it back as `resume`, with
+    that History as `history` and the same net, data and settings, to continue: the result is the
+    same, bit for bit, as a run that was never stopped.
     """
     iters = positive_int(iters, "iters")
     batch_size = positive_int(batch_size, "batch_size")
@@ -96,14 +176,15 @@ def train(
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     if threads is not None:
         threads = check_threads(threads)
-    if isinstance(seed, bool):
-        raise TypeError("seed must be an int, None or a numpy.random.Generator, got bool")
-    try:
-        rng = np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"seed must be a non-negative int, None or a numpy.random.Generator ({exc})") from None
+    check_seed(seed)
+    rng = np.random.default_rng(seed)
 
     dtype, sizes = _net_layout(net)
+    if grad == "numerical":
+        check_step_for(h, dtype, (net.params[k] for k in _PARAM_NAMES))
+    for k in _PARAM_NAMES:
+        if not net.params[k].flags.writeable:
+            raise ValueError(f"net.params[{k!r}] is read-only; training updates it in place")
     (x_train, t_train), (x_test, t_test) = _prepare_data(data, dtype, sizes)
 
     train_size = x_train.shape[0]
@@ -124,22 +205,49 @@ def train(
         "iter_per_epoch": max(train_size / batch_size, 1.0),
         "threads": threads,
     }
-    history = History(settings=settings)
+    if resume is None:
+        if history is not None:
+            raise ValueError("history= continues a run and needs resume= (its TrainState)")
+        history = History(settings=settings)
+    else:
+        if not isinstance(resume, TrainState):
+            raise TypeError(f"resume must be a TrainState, got {type(resume).__name__}")
+        if not isinstance(history, History):
+            raise TypeError("resume needs the interrupted run's History as history=")
+        _check_same_run(history.settings, settings)
+        if not resume.next_iteration <= iters or len(history.loss) != resume.next_iteration:
+            raise ValueError(f"resume state says iteration {resume.next_iteration}, but the history "
+                             f"has {len(history.loss)} losses of {iters} iterations")
+        try:
+            rng.bit_generator.state = resume.rng_state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"resume state has an unusable rng_state ({exc})") from None
+        if resume.extra_eval and history.eval_iters:
+            # The interrupted run evaluated where it stopped; the uninterrupted run has no such entry.
+            for name in ("train_acc", "test_acc", "eval_iters", "eval_seconds"):
+                getattr(history, name).pop()
+        history.settings["threads"] = threads
 
     if threads is None:
-        return _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress)
+        return _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress, resume)
     with num_threads(threads):
-        return _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress)
+        return _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress, resume)
 
 
-def _next_eval(i, iters, train_size, batch_size, eval_every):
+def _check_same_run(saved: dict[str, Any], settings: dict[str, Any]) -> None:
+    for key, value in settings.items():
+        if key != "threads" and saved.get(key) != value:
+            raise ValueError(f"cannot resume: {key} is {value!r} but the interrupted run had {saved.get(key)!r}")
+
+
+def _next_eval(i: int, iters: int, train_size: int, batch_size: int, eval_every: str | int) -> int:
     """The first evaluated iteration after iteration i (iters - 1 at the latest)."""
     if eval_every == "epoch":
         # First j with j * batch_size >= k * train_size for the next epoch k after iteration i.
         k = (i * batch_size) // train_size + 1
         j = -(-k * train_size // batch_size)
     else:
-        j = (i // eval_every + 1) * eval_every
+        j = (i // int(eval_every) + 1) * int(eval_every)
     return min(j, iters - 1)
 
 
@@ -149,13 +257,17 @@ def _next_eval(i, iters, train_size, batch_size, eval_every):
 _INDEX_BLOCK = 1 << 16
 
 
-def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress):
+def _loop(net: Any, x_train: NDArray[Any], t_train: NDArray[np.int64], x_test: NDArray[Any],
+          t_test: NDArray[np.int64], rng: np.random.Generator, history: History,
+          callback: Callable[[int, History], bool | None] | None, progress: bool,
+          resume: TrainState | None) -> History:
     s = history.settings
     iters, batch_size, train_size = s["iters"], s["batch_size"], s["train_size"]
     eval_every, grad_name, h = s["eval_every"], s["grad"], s["h"]
     params = net.params
     lr = np.dtype(s["dtype"]).type(s["lr"])
-    updates = [(k, params[k], np.empty_like(params[k])) for k in _PARAM_NAMES]
+    # (name, param, lr * grad, new value): the new values are checked before any param is written.
+    updates = [(k, params[k], np.empty_like(params[k]), np.empty_like(params[k])) for k in _PARAM_NAMES]
     if grad_name == "backprop":
         gradient = net.gradient
     else:
@@ -189,16 +301,32 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
     perf = time.perf_counter
     take_x, take_t = x_train.take, t_train.take
     block_rows = max(1, _INDEX_BLOCK // batch_size)
-    block, row = None, block_rows
-    next_eval = 0
-    t_grad = t_update = t_loss = t_eval = 0.0
-    start = bar_time = perf()
-    last = -1
+    block: NDArray[np.int64] | None = None
+    row = block_rows
+    first = 0
+    block_start, block_state = 0, rng.bit_generator.state
+    t_grad, t_update = history.seconds_gradient, history.seconds_update
+    t_loss, t_eval = history.seconds_loss, history.seconds_eval
+    # On resume, times continue from where the interrupted run left off.
+    start = bar_time = perf() - history.seconds_total
+    if resume is not None:
+        first = resume.next_iteration
+        block_start, block_state = resume.block_start, resume.rng_state
+        if first > block_start:
+            block = rng.integers(0, train_size, size=(min(block_rows, iters - block_start), batch_size))
+            row = first - block_start
+    next_eval = 0 if first == 0 else _next_eval(first - 1, iters, train_size, batch_size, eval_every)
+    if bar is not None:
+        bar.update(first)
+    last = first - 1
+    extra_eval = False
     try:
-        for i in range(iters):
+        for i in range(first, iters):
             if row == block_rows:
+                block_start, block_state = i, rng.bit_generator.state
                 block = rng.integers(0, train_size, size=(min(block_rows, iters - i), batch_size))
                 row = 0
+            assert block is not None
             idx = block[row]
             row += 1
             xb = take_x(idx, axis=0)
@@ -207,10 +335,21 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
             t0 = perf()
             g = gradient(xb, tb)
             t1 = perf()
-            for k, p, step in updates:
-                # step = lr * grad in the params' dtype, then params -= step in place.
-                np.multiply(g[k], lr, out=step, casting="same_kind")
-                np.subtract(p, step, out=p)
+            for k, p, step, new in updates:
+                # step = lr * grad in the params' dtype, new = params - step: the same bits as an
+                # in-place update, but nothing is written until every new value is known finite.
+                with np.errstate(over="ignore", invalid="ignore"):  # reported just below, as an error
+                    np.multiply(g[k], lr, out=step, casting="same_kind")
+                    np.subtract(p, step, out=new)
+                if not np.isfinite(new).all():
+                    raise ValueError(f"iteration {i}: the update of {k} is not finite (lr {s['lr']:g}, "
+                                     f"{grad_name} gradient); the net is left as before this iteration")
+            for k, p, step, new in updates:
+                if not p.flags.writeable:
+                    raise ValueError(f"iteration {i}: net.params[{k!r}] became read-only; "
+                                     "the net is left as before this iteration")
+            for k, p, step, new in updates:
+                np.copyto(p, new)
             t2 = perf()
             loss = float(net_loss(xb, tb))
             t3 = perf()
@@ -232,7 +371,12 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
                 break
         if last >= 0 and (not history.eval_iters or history.eval_iters[-1] != last):
             t_eval += _evaluate(net, x_train, t_train, x_test, t_test, history, last, start)
+            extra_eval = not is_eval_iteration(last, iters, train_size, batch_size, eval_every)
     finally:
+        if row == block_rows or block is None:
+            # The next iteration starts a new block: the generator is exactly where it must be.
+            block_start, block_state = last + 1, rng.bit_generator.state
+        history.state = TrainState(last + 1, block_start, dict(block_state), extra_eval)
         if bar is not None:
             bar.update(len(loss_list) - bar.n)
             bar.close()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_dtype(dtype, name="dtype"):
+def as_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype[Any]:
     """np.dtype(float32) or np.dtype(float64); anything else is a TypeError naming `name`."""
     try:
         dt = np.dtype(dtype)
@@ -21,7 +24,7 @@ def as_float_dtype(dtype, name="dtype"):
     return dt
 
 
-def positive_int(value, name):
+def positive_int(value: object, name: str) -> int:
     """An int >= 1 (bools and floats are rejected)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
@@ -30,7 +33,7 @@ def positive_int(value, name):
     return int(value)
 
 
-def positive_float(value, name):
+def positive_float(value: object, name: str) -> float:
     """A finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive real number, got {value!r}")
@@ -75,7 +78,7 @@ def check_inputs(x, input_size, dtype, name="x"):
     return out
 
 
-def check_labels(t, n_rows, n_classes, name="t"):
+def check_labels(t: npt.ArrayLike, n_rows: int, n_classes: int, name: str = "t") -> npt.NDArray[np.int64]:
     """Class indices (n_rows,) int64 from indices or one-hot rows, all in [0, n_classes)."""
     arr = real_array(t, name)
     if arr.ndim == 2:
@@ -97,10 +100,68 @@ def check_labels(t, n_rows, n_classes, name="t"):
         raise TypeError(f"{name} must hold integer class indices, got bool")
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
         bad = arr[(arr < 0) | (arr >= n_classes)][0]
-        raise ValueError(f"{name} has label {bad!r} outside [0, {n_classes}) (output_size = {n_classes})")
+        # .item(): a plain 10, not np.int64(10), in the message
+        raise ValueError(f"{name} has label {bad.item()!r} outside [0, {n_classes}) (output_size = {n_classes})")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def check_step(h, name="h"):
+def check_step(h: object, name: str = "h") -> float:
     """A finite step h > 0."""
     return positive_float(h, name)
+
+
+def _largest_magnitude(params: Iterable[npt.NDArray[np.floating[Any]]]) -> float:
+    # max and -min instead of abs: no temporary array on every numerical-gradient call
+    return max((max(float(p.max(initial=0)), -float(p.min(initial=0))) for p in params), default=0.0)
+
+
+def step_range(dtype: npt.DTypeLike, params: Iterable[npt.NDArray[np.floating[Any]]],
+               method: str = "central") -> tuple[float, float]:
+    """The steps h that work for parameters `params` of `dtype`: (smallest, largest).
+
+    The smallest is the dtype's smallest normal number (1 / h must not overflow) and, for the
+    difference methods, one unit in the last place of the largest |parameter|: a smaller step is
+    lost (p + h == p) and that entry's difference would be 0. The largest keeps p + h and 2 h finite.
+    """
+    dt = np.dtype(dtype)
+    info = np.finfo(dt)
+    largest = _largest_magnitude(params)
+    low = float(info.tiny)
+    if method != "complex" and largest > 0:
+        low = max(low, float(np.spacing(np.asarray(largest, dtype=dt))))
+    high = float(info.max) / 4 - largest
+    return low, high
+
+
+def check_step_for(h: object, dtype: npt.DTypeLike, params: Iterable[npt.NDArray[np.floating[Any]]],
+                   method: str = "central", name: str = "h") -> float:
+    """h as a float after checking that it is a usable step for `params` of `dtype` (see step_range).
+
+    Raises
+    ------
+    TypeError
+        h is not a real number.
+    ValueError
+        h is not finite and positive, or outside the usable range, which the message gives.
+    """
+    value = positive_float(h, name)
+    params = list(params)
+    low, high = step_range(dtype, params, method)
+    if not low <= value <= high:
+        dt = np.dtype(dtype)
+        largest = _largest_magnitude(params)
+        why = ("" if method == "complex" else
+               f"; below {low:.3g} the step is lost when added to the largest |parameter| {largest:.3g}")
+        raise ValueError(f"{name}={value!r} is outside the usable range [{low:.3g}, {high:.3g}] for "
+                         f"{dt.name} parameters ({method} method{why})")
+    return value
+
+
+def check_seed(seed: object, name: str = "seed") -> None:
+    """None, a non-negative int or a numpy.random.Generator; TypeError or ValueError naming `name`."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be None, a non-negative int or a numpy.random.Generator, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {int(seed)}")

@@ -2,11 +2,60 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 import numba
 
-# numba's OpenMP workers busy-wait after each parallel region by default. fastnet's kernels are
+# numba's threading layers (its documentation, "Selecting a threading layer"): GNU OpenMP kills a
+# child forked after a parallel region ran ("fork() called from a process already using GNU
+# OpenMP"), workqueue aborts the process when two Python threads enter parallel kernels at once.
+# Only TBB is safe for both, so fastnet depends on the `tbb` wheel and selects it here, before the
+# first parallel call starts numba's pool. A layer the user chose (NUMBA_THREADING_LAYER, or
+# numba.config.THREADING_LAYER set before importing fastnet) wins.
+_TBB_LIBRARY = {"win32": "tbb12.dll", "darwin": "libtbb.12.dylib"}.get(sys.platform, "libtbb.so.12")
+
+
+def _tbb_library_path():
+    """Where the `tbb` wheel put its runtime library, or None."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("tbb").files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name == _TBB_LIBRARY:
+            path = os.fspath(f.locate())
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def _select_threading_layer():
+    """Make TBB numba's threading layer unless the user chose one; returns the layer chosen or None."""
+    path = _tbb_library_path()
+    if path is None:
+        return None
+    try:
+        # The wheel installs the library under <prefix>/lib, which is not on the loader's path in a
+        # virtual environment, and numba's tbbpool extension has no rpath to it. Once a library of
+        # that soname is loaded, numba's own dlopen("libtbb.so.12") finds it.
+        ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+    except OSError:
+        return None
+    # Loaded in any case, so that a user's "tbb", "safe" or "threadsafe" finds it as well.
+    if os.environ.get("NUMBA_THREADING_LAYER") or numba.config.THREADING_LAYER != "default":
+        return None
+    numba.config.THREADING_LAYER = "tbb"
+    return "tbb"
+
+
+THREADING_LAYER = _select_threading_layer()
+
+# When OpenMP is the layer after all (the user's choice, or no TBB on this platform): its workers
+# busy-wait after each parallel region by default. fastnet's kernels are
 # short parallel bursts between NumPy calls, and on a small machine those spinning workers take
 # the cores that NumPy's BLAS threads need next: a BLAS call right after a kernel ran 20-30 times
 # slower. Passive waiting puts the workers to sleep instead. It must be set before numba starts

@@ -23,7 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def check_outputs(out, iters, sizes):
-    assert sorted(os.listdir(out)) == ["curves.png", "history.json", "params.npz"]
+    assert sorted(os.listdir(out)) == ["curves.png", "history.json", "params.npz", "resume.json"]
     hist = History.from_json(out / "history.json")
     assert hist.iterations == iters
     assert hist.eval_iters[0] == 0 and hist.eval_iters[-1] == iters - 1

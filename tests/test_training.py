@@ -133,16 +133,16 @@ def test_epoch_bookkeeping_is_the_books_rule_when_the_ratio_is_whole(train_size,
     ipe = max(train_size / batch_size, 1)
     book = [i for i in range(iters) if i % ipe == 0]
     expected = book + ([iters - 1] if book[-1] != iters - 1 else [])
-    assert eval_iterations(iters, train_size, batch_size) == expected
+    assert list(eval_iterations(iters, train_size, batch_size)) == expected
 
 
 def test_epoch_bookkeeping_with_a_fractional_ratio():
     # 25 samples, batches of 10: 2.5 iterations per epoch. The k-th epoch boundary is the first
     # iteration that has drawn k * 25 samples: i = 3, 5, 8, 10, 13, 15, ...
-    its = eval_iterations(21, 25, 10)
+    its = list(eval_iterations(21, 25, 10))
     assert its == [0, 3, 5, 8, 10, 13, 15, 18, 20]
     # digits-like: 1437 samples, batches of 100, 10000 iterations -> one evaluation per epoch boundary
-    its = eval_iterations(10000, 1437, 100)
+    its = list(eval_iterations(10000, 1437, 100))
     assert len(its) == (9999 * 100) // 1437 + 2  # i = 0, each boundary crossed, and the last iteration
     gaps = np.diff(its[:-1])
     assert set(gaps.tolist()) <= {14, 15}
@@ -321,7 +321,7 @@ def test_is_eval_iteration_first_and_last():
 def test_recorded_evaluations_follow_eval_iterations(n_train, batch_size, iters, eval_every):
     data = blobs(n_train=n_train)
     hist = train(make_net(), data, iters=iters, batch_size=batch_size, seed=0, eval_every=eval_every)
-    assert hist.eval_iters == eval_iterations(iters, n_train, batch_size, eval_every)
+    assert hist.eval_iters == list(eval_iterations(iters, n_train, batch_size, eval_every))
 
 
 def test_too_many_threads_is_rejected_up_front():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 from fastnet.commands.argtypes import nonnegative_int, positive_int
@@ -21,6 +23,14 @@ def add_batch_arguments(parser):
                              "at their initial values (default: 0)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="numba threads (default: numba's)")
+
+
+def check_batch_arguments(args: argparse.Namespace) -> None:
+    """ValueError for options that are well-formed but unusable here (--threads above the cap)."""
+    from fastnet.threads import check_threads
+
+    if args.threads is not None:
+        check_threads(args.threads, "--threads")
 
 
 def make_batch(args):

@@ -61,7 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fastnet import bench
+    from fastnet.threads import check_threads
 
+    if args.threads is not None:
+        try:
+            check_threads(args.threads, "--threads")
+        except ValueError as exc:
+            print(f"fastnet bench: error: {exc}", file=sys.stderr)
+            return 2
     report = bench.run(quick=args.quick, threads=args.threads, batch_sizes=args.sizes,
                        dtypes=args.dtypes, net=args.net, batch=args.batch, subset=args.subset,
                        repeat=args.repeat, progress=bench._stderr_progress)
