@@ -51,7 +51,8 @@ LARGE_NET = (784, 100, 10)
 LARGE_BATCH = 256
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
-# Speed targets of issue 3, printed next to the measured numbers (never asserted).
+# fastnet's speed targets for the structure-aware numerical gradient, printed next to the
+# measured numbers (never asserted).
 TARGETS = {
     "mnist_like_speedup_min": 3000.0,
     "dense_speedup_min": 500.0,
@@ -157,12 +158,12 @@ class BenchReport:
                         f"(backprop {format_seconds(c.extra['backprop_s'])})")
                 bound = c.extra.get("numgrad_over_backprop_target_max")
                 if bound is not None:
-                    note += (f"; issue 3 target <= {bound:g}x "
+                    note += (f"; target <= {bound:g}x "
                              f"({'met' if ratio <= bound else 'NOT met'})")
                 notes.append(note)
             target = c.extra.get("speedup_target_min")
             if target is not None:
-                notes.append(f"speedup, {label}: issue 3 target >= {target:,.0f}x "
+                notes.append(f"speedup, {label}: target >= {target:,.0f}x "
                              f"({'met' if c.speedup >= target else 'NOT met'})")
         if self.blas_after_parallel:
             b = self.blas_after_parallel
@@ -487,7 +488,7 @@ def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", d
         "numgrad_over_backprop": fast_s / backprop_s,
     }
     if dtype == "float64" and net == DEFAULT_NET and batch == 100:
-        # issue 3's targets: MNIST-like >= 3000x the reference and <= 6x backprop; dense >= 500x
+        # the targets: MNIST-like >= 3000x the reference and <= 6x backprop; dense >= 500x
         if data == "mnist-like":
             extra["speedup_target_min"] = TARGETS["mnist_like_speedup_min"]
             extra["numgrad_over_backprop_target_max"] = TARGETS["numgrad_over_backprop_max"]

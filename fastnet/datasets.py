@@ -29,7 +29,7 @@ validated structurally (IDX magic, header sizes, image/label counts).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,29 +81,86 @@ NUM_CLASSES = 10
 
 
 class MNISTNotFoundError(FileNotFoundError):
-    """MNIST files are missing and could not be downloaded; the message says which, where, and how to fix it."""
+    """MNIST files are missing and could not be downloaded; the message says which, where, and how to fix it.
 
-    def __init__(self, missing, searched, failure=None, download=True):
+    The message gives the advice of the Python API (``path=``, ``download=``, ``mirrors=``);
+    `cli_message` words the same facts for the ``fastnet`` command (``--data DIR``,
+    ``FASTNET_DATA``, ``FASTNET_MNIST_MIRRORS``).
+
+    Parameters
+    ----------
+    missing : iterable of str
+        Names of the files that were not found.
+    searched : iterable of (Path, str)
+        The directories looked in, each with where it came from.
+    failure : object, optional
+        Why the download failed (an exception or a message), if one was tried.
+    download : bool, default True
+        Whether downloading was allowed.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> err = MNISTNotFoundError(["t10k-labels-idx1-ubyte"], [(Path("/data"), "path argument")],
+    ...                          download=False)
+    >>> print(str(err).splitlines()[0])
+    MNIST files not found: t10k-labels-idx1-ubyte (each as NAME or NAME.gz).
+    >>> "--data DIR" in err.cli_message()
+    True
+    """
+
+    def __init__(self, missing: Iterable[str], searched: Iterable[tuple[Path, str]],
+                 failure: object = None, download: bool = True) -> None:
         self.missing = list(missing)
         self.searched = list(searched)
         self.failure = failure
+        self.download = download
+        super().__init__(self._message(cli=False))
+
+    def cli_message(self) -> str:
+        """The same report, with the advice a ``fastnet`` command-line user can follow.
+
+        Returns
+        -------
+        str
+            Which files are missing, where they were looked for, why downloading failed, and
+            how to provide them with ``--data DIR``, ``FASTNET_DATA`` or ``FASTNET_MNIST_MIRRORS``.
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> err = MNISTNotFoundError(["t10k-labels-idx1-ubyte"], [(Path("/data"), "$FASTNET_DATA")])
+        >>> print(err.cli_message().splitlines()[-1])  # doctest: +ELLIPSIS
+        To provide them: put the files in /data, or pass --data DIR ..., or set FASTNET_DATA to ...
+        """
+        return self._message(cli=True)
+
+    def _message(self, cli: bool) -> str:
         lines = [
             "MNIST files not found: " + ", ".join(self.missing) + " (each as NAME or NAME.gz).",
             "Looked in:",
-            *(f"  {d}  ({why})" for d, why in self.searched),
+            *(f"  {d}  ({'--data' if cli and why == 'path argument' else why})" for d, why in self.searched),
         ]
-        if not download:
-            lines.append("Downloading was disabled (download=False).")
-        elif failure is not None:
+        if not self.download:
+            lines.append("A --data directory is only read, never downloaded into." if cli
+                         else "Downloading was disabled (download=False).")
+        elif self.failure is not None:
             lines.append("Download failed:")
-            lines.extend("  " + line for line in str(failure).splitlines())
+            lines.extend("  " + line for line in str(self.failure).splitlines())
         target = self.searched[0][0]
-        lines.append(
-            f"To provide them: put the files in {target}, or set {DATA_ENV} to a directory holding them, "
-            f"or pass path=DIR; with network access, download=True fetches them from the mirrors "
-            f"(set {MIRRORS_ENV}=URL1,URL2 or pass mirrors=[...] to use others)."
-        )
-        super().__init__("\n".join(lines))
+        if cli:
+            lines.append(
+                f"To provide them: put the files in {target}, or pass --data DIR for a directory holding them, "
+                f"or set {DATA_ENV} to such a directory; with network access, --data mnist or --data mnist-test "
+                f"downloads them (set {MIRRORS_ENV}=URL1,URL2 to use other mirrors)."
+            )
+        else:
+            lines.append(
+                f"To provide them: put the files in {target}, or set {DATA_ENV} to a directory holding them, "
+                f"or pass path=DIR; with network access, download=True fetches them from the mirrors "
+                f"(set {MIRRORS_ENV}=URL1,URL2 or pass mirrors=[...] to use others)."
+            )
+        return "\n".join(lines)
 
 
 def default_cache_dir() -> Path:
@@ -306,7 +363,7 @@ def load_digits(normalize=True, flatten=True, one_hot_label=False, *, test_fract
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as exc:
         raise ImportError(
-            'load_digits needs scikit-learn: pip install "fastnet[train]" (or pip install scikit-learn)'
+            'load_digits needs scikit-learn: pip install "fastnet-dlfs[train]" (or pip install scikit-learn)'
         ) from exc
 
     bunch = _sk_load_digits()

@@ -17,7 +17,7 @@ def _figure(**kwargs):
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(
-            'plotting needs matplotlib, which is not installed; install it with: pip install "fastnet[train]"'
+            'plotting needs matplotlib, which is not installed; install it with: pip install "fastnet-dlfs[train]"'
         ) from exc
     return Figure(**kwargs)
 
@@ -57,7 +57,8 @@ def plot_history(history, path):
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1.0)
     ax_acc.set_title("accuracy on the full sets")
-    ax_acc.legend(loc="lower right")
+    # Outside the axes: on a short run the curves end anywhere, and a legend inside covers them.
+    ax_acc.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax_acc.grid(True, alpha=0.3)
 
     s = history.settings
@@ -92,14 +93,22 @@ def plot_step_study(hs, errors, path, title=None):
 
     fig = _figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.subplots()
+    # Curves can coincide (forward and backward truncation errors are equal in size; the complex
+    # step matches central at small h), so each line differs in dash pattern, marker shape, marker
+    # size and fill: a hollow, larger marker stays visible around a filled one on the same point.
     markers = "os^dvx*+"
+    dashes = ("-", "--", ":", "-.")
     drawn = 0
     for j, (name, e) in enumerate(series.items()):
         ok = ~np.isnan(e)
         if not ok.any():
             continue
+        hollow = j % 2 == 1
         # Only the drawable points, so a gap does not split the line into invisible pieces.
-        ax.plot(hs[ok], e[ok], marker=markers[j % len(markers)], markersize=4, label=str(name))
+        line, = ax.plot(hs[ok], e[ok], linestyle=dashes[j % len(dashes)], marker=markers[j % len(markers)],
+                        markersize=4 + 2 * (j % 3), label=str(name), zorder=10 - j % 10)
+        if hollow:
+            line.set_markerfacecolor("none")
         drawn += 1
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 import numpy as np
 
 from fastnet.commands.argtypes import nonnegative_int, positive_int
+from fastnet.commands.data import check_data_name, t10k_only_note
 
 
 def add_batch_arguments(parser):
@@ -34,7 +38,13 @@ def make_batch(args):
         t_train = rng.integers(0, 10, x_train.shape[0])
         what = "synthetic MNIST-like data"
     else:
+        bad_data = check_data_name(args.data, extra=("synthetic",))
+        if bad_data is not None:
+            raise ValueError(bad_data)
         (x_train, t_train), _ = datasets.load(args.data)
+        note = t10k_only_note(args.data)
+        if note is not None:
+            print(note, file=sys.stderr)
         what = f"{args.data} data"
     net = TwoLayerNet(x_train.shape[1], args.hidden, int(t_train.max()) + 1 if args.data == "synthetic" else 10,
                       dtype=args.dtype, seed=args.seed)

@@ -7,6 +7,7 @@ import sys
 
 from fastnet.commands.argtypes import positive_float
 from fastnet.commands.batch import add_batch_arguments, make_batch
+from fastnet.commands.data import load_error_text
 
 HELP = "compare backprop with the numerical gradient per parameter (max abs and relative error)"
 
@@ -24,9 +25,12 @@ def run(args) -> int:
 
     try:
         net, x, t, desc = make_batch(args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"fastnet gradcheck: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"fastnet gradcheck: error: {load_error_text(exc)}", file=sys.stderr)
+        return 1
     check = gradient_check(net, x, t, h=args.h, method=args.method, threads=args.threads)
     if args.json:
         print(json.dumps({"description": desc, "h": check.h, "method": check.method,

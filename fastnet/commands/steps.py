@@ -9,6 +9,7 @@ import numpy as np
 
 from fastnet.commands.argtypes import positive_float, positive_int
 from fastnet.commands.batch import add_batch_arguments, make_batch
+from fastnet.commands.data import load_error_text
 
 HELP = "error of the numerical gradient against backprop for each method and step h (the V curve)"
 
@@ -38,9 +39,12 @@ def run(args) -> int:
         hs = np.logspace(np.log10(args.h_min), np.log10(args.h_max), args.num)
         study = step_study(net, x, t, hs=hs, methods=methods, naive=not args.no_naive,
                            threads=args.threads)
-    except (ValueError, TypeError, ImportError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"fastnet steps: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"fastnet steps: error: {load_error_text(exc)}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps({"description": desc, **study.as_dict()}, indent=2))
     else:

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from fastnet.commands.argtypes import nonnegative_int, positive_float, positive_int
+from fastnet.commands.data import check_data_name, load_error_text, t10k_only_note
 
 HELP = "train the two-layer net by mini-batch SGD (book ch. 4) and write history.json, params.npz, curves.png"
 
@@ -24,7 +25,8 @@ def add_arguments(parser):
         default="digits",
         metavar="digits|mnist|mnist-test|PATH",
         help="digits (scikit-learn's 8x8 set, no download), mnist (60k/10k), mnist-test "
-        "(8000/2000 split of the 10k test file), or a directory holding the MNIST IDX files (default: digits)",
+        "(8000/2000 split of the 10k test file), or a directory holding the MNIST IDX files (all four, or only "
+        "the t10k pair, which is then split 8000/2000 like mnist-test) (default: digits)",
     )
     parser.add_argument("--grad", choices=("backprop", "numerical"), default="backprop", help="gradient method (default: backprop)")
     parser.add_argument("--iters", type=positive_int, default=10000, metavar="N", help="iterations (default: 10000)")
@@ -63,15 +65,21 @@ def run(args) -> int:
     if args.split_seed is not None and not digits:
         return _fail(f"--split-seed applies only to --data digits, not to --data {args.data}")
     split_seed = 0 if args.split_seed is None else args.split_seed  # load_digits' default split
+    bad_data = check_data_name(args.data)
+    if bad_data is not None:
+        return _fail(bad_data)
     try:
         if digits:
             (x_train, t_train), (x_test, t_test) = datasets.load_digits(seed=split_seed)
         else:
             (x_train, t_train), (x_test, t_test) = datasets.load(args.data)
     except ImportError as exc:
-        return _fail(f"cannot load --data {args.data}: {exc}", 1)
-    except (OSError, ValueError, TypeError) as exc:
         return _fail(f"cannot load --data {args.data}: {exc}")
+    except (OSError, ValueError, TypeError) as exc:
+        return _fail(f"cannot load --data {args.data}: {load_error_text(exc)}", 1)
+    note = t10k_only_note(args.data)
+    if note is not None:
+        print(note, file=sys.stderr)
 
     t_train = np.asarray(t_train)
     t_test = np.asarray(t_test)
@@ -82,7 +90,7 @@ def run(args) -> int:
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
-        return _fail(f"cannot create --out {args.out}: {exc}")
+        return _fail(f"cannot create --out {args.out}: {exc}", 1)
 
     try:
         net = TwoLayerNet(
@@ -164,16 +172,16 @@ def run(args) -> int:
         history.to_json(paths["history.json"])
         save(net, paths["params.npz"])
     except OSError as exc:
-        return _fail(f"cannot write to --out {args.out}: {exc}")
+        return _fail(f"cannot write to --out {args.out}: {exc}", 1)
     try:
         from fastnet.plots import plot_history
 
         plot_history(history, paths["curves.png"])
     except ImportError as exc:
         print(f"wrote {paths['history.json']}, {paths['params.npz']}")
-        return _fail(f"curves.png not written: {exc}", 1)
+        return _fail(f"curves.png not written: {exc}")
     except OSError as exc:
-        return _fail(f"cannot write to --out {args.out}: {exc}")
+        return _fail(f"cannot write to --out {args.out}: {exc}", 1)
     print(f"wrote {paths['history.json']}, {paths['params.npz']}, {paths['curves.png']}")
     return 0
 
