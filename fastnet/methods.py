@@ -18,14 +18,14 @@ METHODS = {
 DEFAULT_STEP = {"central": 1e-4, "forward": 1e-4, "backward": 1e-4, "complex": 1e-20}
 
 
-def method_code(method) -> int:
+def method_code(method: object) -> int:
     """The kernel constant for a method name."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    return METHODS[method]
+    return int(METHODS[method])
 
 
-def step_for(method, h) -> float:
+def step_for(method: object, h: object) -> float:
     """h checked (finite, > 0), or the method's default step when h is None."""
     method_code(method)
-    return DEFAULT_STEP[method] if h is None else check_step(h)
+    return DEFAULT_STEP[str(method)] if h is None else check_step(h)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+from collections.abc import Iterator
 
 import numba
 
 
 def max_threads() -> int:
     """The most threads numba may use in this process (NUMBA_NUM_THREADS, fixed at start-up)."""
-    return int(numba.config.NUMBA_NUM_THREADS)
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
 
 
-def check_threads(n, name="threads"):
+def check_threads(n: object, name: str = "threads") -> int:
     """n as an int in [1, max_threads()]; TypeError or ValueError naming `name` otherwise."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {n!r}")
-    if not 1 <= n <= max_threads():
+    if not 1 <= int(n) <= max_threads():
         raise ValueError(f"{name} must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), got {n}")
     return int(n)
 
@@ -25,16 +26,16 @@ def check_threads(n, name="threads"):
 def set_num_threads(n: int) -> int:
     """Use n threads in fastnet's parallel kernels; returns the previous count."""
     n = check_threads(n)
-    previous = numba.get_num_threads()
+    previous = int(numba.get_num_threads())
     numba.set_num_threads(n)
     return previous
 
 
 @contextlib.contextmanager
-def num_threads(n: int | None):
+def num_threads(n: int | None) -> Iterator[int]:
     """Run the block with n numba threads (None: leave as is), restoring the previous count after."""
     if n is None:
-        yield numba.get_num_threads()
+        yield int(numba.get_num_threads())
         return
     previous = set_num_threads(n)
     try:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 import numbers
 
+from typing import Any
+
 import numpy as np
+
+from fastnet._typing import DTypeLike, FloatArray, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_dtype(dtype, name="dtype"):
+def as_float_dtype(dtype: DTypeLike, name: str = "dtype") -> np.dtype[np.floating[Any]]:
     """np.dtype(float32) or np.dtype(float64); anything else is a TypeError naming `name`."""
     try:
         dt = np.dtype(dtype)
@@ -18,10 +22,10 @@ def as_float_dtype(dtype, name="dtype"):
         raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from exc
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {dt}")
-    return dt
+    return dt  # type: ignore[return-value]  # checked to be float32/float64 just above
 
 
-def positive_int(value, name):
+def positive_int(value: object, name: str) -> int:
     """An int >= 1 (bools and floats are rejected)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
@@ -30,7 +34,7 @@ def positive_int(value, name):
     return int(value)
 
 
-def positive_float(value, name):
+def positive_float(value: object, name: str) -> float:
     """A finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive real number, got {value!r}")
@@ -40,7 +44,7 @@ def positive_float(value, name):
     return value
 
 
-def real_array(x, name):
+def real_array(x: object, name: str) -> NDArray[Any]:
     """x as an ndarray of a real numeric dtype (bool, int, uint or float); TypeError otherwise."""
     if isinstance(x, np.ndarray):
         arr = x
@@ -54,7 +58,7 @@ def real_array(x, name):
     return arr
 
 
-def check_inputs(x, input_size, dtype, name="x"):
+def check_inputs(x: object, input_size: int, dtype: DTypeLike, name: str = "x") -> FloatArray:
     """x as a C-contiguous (N, input_size) array of `dtype`, N >= 1, all finite."""
     arr = real_array(x, name)
     if arr.ndim != 2:
@@ -75,7 +79,7 @@ def check_inputs(x, input_size, dtype, name="x"):
     return out
 
 
-def check_labels(t, n_rows, n_classes, name="t"):
+def check_labels(t: object, n_rows: int, n_classes: int, name: str = "t") -> NDArray[np.int64]:
     """Class indices (n_rows,) int64 from indices or one-hot rows, all in [0, n_classes)."""
     arr = real_array(t, name)
     if arr.ndim == 2:
@@ -101,6 +105,6 @@ def check_labels(t, n_rows, n_classes, name="t"):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def check_step(h, name="h"):
+def check_step(h: object, name: str = "h") -> float:
     """A finite step h > 0."""
     return positive_float(h, name)
