@@ -20,6 +20,7 @@ import urllib.request
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from fastnet.idx import GZIP_MAGIC
 
@@ -38,7 +39,7 @@ class DownloadError(RuntimeError):
         super().__init__(f"could not download {name}:\n{lines}")
 
 
-def payload_sha256(path: str | os.PathLike) -> str:
+def payload_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 hex digest of the file's IDX payload: its bytes after gzip decompression, or as-is if not gzip."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -63,7 +64,7 @@ def payload_sha256(path: str | os.PathLike) -> str:
         return h.hexdigest()
 
 
-def _fetch_to(url: str, f, label: str) -> None:
+def _fetch_to(url: str, f: BinaryIO, label: str) -> None:
     from tqdm.auto import tqdm  # core dependency; imported here so that reading files never needs it
 
     with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
@@ -79,7 +80,7 @@ def _fetch_to(url: str, f, label: str) -> None:
             raise OSError(f"transfer cut off after {received} of {total} bytes")
 
 
-def download(name: str, directory: str | os.PathLike, urls: Sequence[str], sha256: str) -> Path:
+def download(name: str, directory: str | os.PathLike[str], urls: Sequence[str], sha256: str) -> Path:
     """Download `name` from the first of `urls` that yields a payload with SHA-256 `sha256`; return its path.
 
     The file is stored as `directory/name.gz` when the mirror served gzip data and as

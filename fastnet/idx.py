@@ -10,12 +10,14 @@ import gzip
 import os
 import zlib
 
+from typing import Any
+
 import numpy as np
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 # IDX type code -> big-endian numpy dtype
-IDX_TYPES = {
+IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -29,7 +31,7 @@ MNIST_IMAGES_MAGIC = 0x00000803
 MNIST_LABELS_MAGIC = 0x00000801
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """Return the contents of `path`, decompressed when it is a gzip file (detected by its magic bytes)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -78,12 +80,12 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     ).astype(dtype.newbyteorder("="))
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (gzip or uncompressed) into an array of the shape its header declares."""
     return parse_idx(read_bytes(path), os.fspath(path))
 
 
-def _read_mnist(path: str | os.PathLike, magic: int, what: str) -> np.ndarray:
+def _read_mnist(path: str | os.PathLike[str], magic: int, what: str) -> np.ndarray:
     name = os.fspath(path)
     data = read_bytes(path)
     got = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
@@ -93,12 +95,12 @@ def _read_mnist(path: str | os.PathLike, magic: int, what: str) -> np.ndarray:
     return parse_idx(data, name)
 
 
-def read_mnist_images(path: str | os.PathLike) -> np.ndarray:
+def read_mnist_images(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an MNIST images file (magic 0x00000803) -> uint8 array (N, rows, cols)."""
     return _read_mnist(path, MNIST_IMAGES_MAGIC, "images")
 
 
-def read_mnist_labels(path: str | os.PathLike, num_classes: int = 10) -> np.ndarray:
+def read_mnist_labels(path: str | os.PathLike[str], num_classes: int = 10) -> np.ndarray:
     """Read an MNIST labels file (magic 0x00000801) -> uint8 array (N,) with values in [0, num_classes)."""
     labels = _read_mnist(path, MNIST_LABELS_MAGIC, "labels")
     if labels.size and int(labels.max()) >= num_classes:

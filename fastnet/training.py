@@ -5,18 +5,29 @@ from __future__ import annotations
 import numbers
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from fastnet._typing import ArrayLike, FloatArray, NDArray, Params, Seed
 from fastnet.history import History
 from fastnet.threads import check_threads, num_threads
 from fastnet.validation import check_inputs, check_labels, positive_float, positive_int
+
+if TYPE_CHECKING:
+    from fastnet.network import TwoLayerNet
+
+#: ((x_train, t_train), (x_test, t_test))
+Data = tuple[tuple[ArrayLike, ArrayLike], tuple[ArrayLike, ArrayLike]]
+#: "epoch" or a number of iterations
+EvalEvery = Union[str, int]
 
 GRADS = ("backprop", "numerical")
 _PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
-def is_eval_iteration(i, iters, train_size, batch_size, eval_every="epoch"):
+def is_eval_iteration(i: int, iters: int, train_size: int, batch_size: int, eval_every: EvalEvery = "epoch") -> bool:
     """Whether iteration i (0-based) of `iters` ends with an evaluation on the full train and test sets.
 
     With eval_every="epoch", evaluation happens at i = 0 and at the first iteration i with
@@ -26,34 +37,74 @@ def is_eval_iteration(i, iters, train_size, batch_size, eval_every="epoch"):
     floor or ceil(train_size / batch_size) iterations alternate so that they average the exact ratio.
     With an int eval_every = k, evaluation happens at i % k == 0. The last iteration is always
     evaluated too, so the final accuracies describe the returned parameters.
+
+    Parameters
+    ----------
+    i : int
+        The iteration, 0-based.
+    iters : int
+        Iterations of the run.
+    train_size : int
+        Rows of the training set.
+    batch_size : int
+        Rows per mini-batch.
+    eval_every : "epoch" or int
+        Evaluation schedule.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> [i for i in range(10) if is_eval_iteration(i, 10, 300, 100)]
+    [0, 3, 6, 9]
     """
     if i == iters - 1 or i == 0:
         return True
     if eval_every == "epoch":
         return (i * batch_size) // train_size != ((i - 1) * batch_size) // train_size
-    return i % eval_every == 0
+    return i % int(eval_every) == 0
 
 
-def eval_iterations(iters, train_size, batch_size, eval_every="epoch"):
-    """The iterations of a full run (no early stop) that are followed by an evaluation, as a list."""
+def eval_iterations(iters: int, train_size: int, batch_size: int, eval_every: EvalEvery = "epoch") -> list[int]:
+    """The iterations of a full run (no early stop) that are followed by an evaluation, as a list.
+
+    Parameters
+    ----------
+    iters, train_size, batch_size : int
+        As for `train`.
+    eval_every : "epoch" or int
+        As for `train`.
+
+    Returns
+    -------
+    list of int
+        The evaluated iterations, ascending; the first is 0 and the last ``iters - 1``.
+
+    Examples
+    --------
+    >>> eval_iterations(10, 250, 100)
+    [0, 3, 5, 8, 9]
+    """
     return [i for i in range(iters) if is_eval_iteration(i, iters, train_size, batch_size, eval_every)]
 
 
 def train(
-    net,
-    data,
+    net: TwoLayerNet,
+    data: Data,
     *,
-    iters=10000,
-    batch_size=100,
-    lr=0.1,
-    grad="backprop",
-    h=1e-4,
-    seed=None,
-    eval_every="epoch",
-    callback=None,
-    threads=None,
-    progress=False,
-):
+    iters: int = 10000,
+    batch_size: int = 100,
+    lr: float = 0.1,
+    grad: str = "backprop",
+    h: float = 1e-4,
+    seed: Seed = None,
+    eval_every: EvalEvery = "epoch",
+    callback: Callable[[int, History], object] | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> History:
     """Train `net` in place by mini-batch SGD on data = ((x_train (N,D), t_train), (x_test (M,D), t_test)); return a History.
 
     Each iteration draws batch_size indices with replacement from a `numpy.random.default_rng(seed)`
@@ -71,6 +122,54 @@ def train(
     A Generator passed as `seed` is advanced by blocks of batches, so after an early stop it is
     further along than the batches used.
     progress=True shows a tqdm bar with the current loss on stderr.
+
+    Parameters
+    ----------
+    net : TwoLayerNet
+        Trained in place.
+    data : ((x_train, t_train), (x_test, t_test))
+        Inputs (N, D) and (M, D); labels as class indices or one-hot rows.
+    iters : int, default 10000
+        Iterations (mini-batch updates).
+    batch_size : int, default 100
+        Rows per mini-batch, drawn with replacement.
+    lr : float, default 0.1
+        Learning rate.
+    grad : {"backprop", "numerical"}
+        How each gradient is computed.
+    h : float, default 1e-4
+        Step of the numerical gradient.
+    seed : int, numpy.random.Generator or None
+        Seed of the batch draws.
+    eval_every : "epoch" or int
+        Evaluation schedule (see `is_eval_iteration`).
+    callback : callable, optional
+        ``callback(i, history)``; returning True stops training.
+    threads : int, optional
+        numba threads for the run (the previous count is restored afterwards).
+    progress : bool, default False
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    History
+        Losses, accuracies, timings and the settings of the run.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named in the message, found before any iteration runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnet import TwoLayerNet
+    >>> rng = np.random.default_rng(0)
+    >>> x, t = rng.random((40, 4)), np.arange(40) % 2
+    >>> net = TwoLayerNet(4, 5, 2, seed=0)
+    >>> history = train(net, ((x[:30], t[:30]), (x[30:], t[30:])), iters=20, batch_size=10, seed=0)
+    >>> history.iterations, history.eval_iters[-1]
+    (20, 19)
     """
     iters = positive_int(iters, "iters")
     batch_size = positive_int(batch_size, "batch_size")
@@ -120,14 +219,14 @@ def train(
         return _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress)
 
 
-def _next_eval(i, iters, train_size, batch_size, eval_every):
+def _next_eval(i: int, iters: int, train_size: int, batch_size: int, eval_every: EvalEvery) -> int:
     """The first evaluated iteration after iteration i (iters - 1 at the latest)."""
     if eval_every == "epoch":
         # First j with j * batch_size >= k * train_size for the next epoch k after iteration i.
         k = (i * batch_size) // train_size + 1
         j = -(-k * train_size // batch_size)
     else:
-        j = (i // eval_every + 1) * eval_every
+        j = (i // int(eval_every) + 1) * int(eval_every)
     return min(j, iters - 1)
 
 
@@ -137,17 +236,20 @@ def _next_eval(i, iters, train_size, batch_size, eval_every):
 _INDEX_BLOCK = 1 << 16
 
 
-def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progress):
+def _loop(net: TwoLayerNet, x_train: FloatArray, t_train: NDArray[np.int64], x_test: FloatArray,
+          t_test: NDArray[np.int64], rng: np.random.Generator, history: History,
+          callback: Callable[[int, History], object] | None, progress: bool) -> History:
     s = history.settings
     iters, batch_size, train_size = s["iters"], s["batch_size"], s["train_size"]
     eval_every, grad_name, h = s["eval_every"], s["grad"], s["h"]
     params = net.params
     lr = np.dtype(s["dtype"]).type(s["lr"])
     updates = [(k, params[k], np.empty_like(params[k])) for k in _PARAM_NAMES]
+    gradient: Callable[[FloatArray, NDArray[np.int64]], Params]
     if grad_name == "backprop":
         gradient = net.gradient
     else:
-        def gradient(x, t):
+        def gradient(x: FloatArray, t: NDArray[np.int64]) -> Params:
             return net.numerical_gradient(x, t, h=h)
 
     bar = None
@@ -160,7 +262,8 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
     perf = time.perf_counter
     take_x, take_t = x_train.take, t_train.take
     block_rows = max(1, _INDEX_BLOCK // batch_size)
-    block, row = None, block_rows
+    block: NDArray[np.int64] | None = None
+    row = block_rows
     next_eval = 0
     t_grad = t_update = t_loss = t_eval = 0.0
     start = bar_time = perf()
@@ -170,7 +273,7 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
             if row == block_rows:
                 block = rng.integers(0, train_size, size=(min(block_rows, iters - i), batch_size))
                 row = 0
-            idx = block[row]
+            idx = block[row]  # type: ignore[index]  # drawn on the first iteration
             row += 1
             xb = take_x(idx, axis=0)
             tb = take_t(idx, axis=0)
@@ -215,7 +318,8 @@ def _loop(net, x_train, t_train, x_test, t_test, rng, history, callback, progres
     return history
 
 
-def _evaluate(net, x_train, t_train, x_test, t_test, history, i, start):
+def _evaluate(net: TwoLayerNet, x_train: FloatArray, t_train: NDArray[np.int64], x_test: FloatArray,
+              t_test: NDArray[np.int64], history: History, i: int, start: float) -> float:
     t0 = time.perf_counter()
     history.train_acc.append(float(net.accuracy(x_train, t_train)))
     history.test_acc.append(float(net.accuracy(x_test, t_test)))
@@ -225,7 +329,7 @@ def _evaluate(net, x_train, t_train, x_test, t_test, history, i, start):
     return t1 - t0
 
 
-def _net_layout(net):
+def _net_layout(net: TwoLayerNet) -> tuple[np.dtype[Any], tuple[int, int, int]]:
     """The net's float dtype and (input, hidden, output) sizes, read from its params."""
     params = getattr(net, "params", None)
     if not isinstance(params, dict):
@@ -247,7 +351,8 @@ def _net_layout(net):
     return dtype, (W1.shape[0], W1.shape[1], W2.shape[1])
 
 
-def _prepare_data(data, dtype, sizes):
+def _prepare_data(data: Data, dtype: np.dtype[Any],
+                  sizes: tuple[int, int, int]) -> list[tuple[FloatArray, NDArray[np.int64]]]:
     """Check ((x_train, t_train), (x_test, t_test)) once and convert: x to contiguous `dtype`, t to int64 indices."""
     try:
         (x_train, t_train), (x_test, t_test) = data
