@@ -8,7 +8,12 @@ tests and benchmarks reach the exact loss (`delta=0`) and time a subset of a num
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import numpy as np
+
+from fastnet._typing import DTypeLike, NDArray, Params, Seed
 
 __all__ = [
     "sigmoid",
@@ -24,18 +29,67 @@ __all__ = [
 ]
 
 
-def sigmoid(x):
-    """Logistic function 1 / (1 + exp(-x)), elementwise (the book's ch. 3 formula)."""
+def sigmoid(x: NDArray[Any]) -> NDArray[Any]:
+    """Logistic function 1 / (1 + exp(-x)), elementwise (the book's ch. 3 formula).
+
+    Parameters
+    ----------
+    x : ndarray
+        Any shape.
+
+    Returns
+    -------
+    ndarray
+        Values in (0, 1), shaped like x.
+
+    Examples
+    --------
+    >>> sigmoid(np.array([0.0, 2.0])).round(4)
+    array([0.5   , 0.8808])
+    """
     return 1 / (1 + np.exp(-x))
 
 
-def sigmoid_grad(x):
-    """Derivative of the sigmoid at x: (1 - sigmoid(x)) * sigmoid(x), elementwise."""
+def sigmoid_grad(x: NDArray[Any]) -> NDArray[Any]:
+    """Derivative of the sigmoid at x: (1 - sigmoid(x)) * sigmoid(x), elementwise.
+
+    Parameters
+    ----------
+    x : ndarray
+        Any shape.
+
+    Returns
+    -------
+    ndarray
+        Values in (0, 0.25], shaped like x.
+
+    Examples
+    --------
+    >>> sigmoid_grad(np.array([0.0]))
+    array([0.25])
+    """
     return (1.0 - sigmoid(x)) * sigmoid(x)
 
 
-def softmax(x):
-    """Row-wise softmax of (N, C) logits (or of a 1-D vector), with the book's max shift."""
+def softmax(x: NDArray[Any]) -> NDArray[Any]:
+    """Row-wise softmax of (N, C) logits (or of a 1-D vector), with the book's max shift.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C) or (C,)
+        Logits.
+
+    Returns
+    -------
+    ndarray
+        Probabilities shaped like x, each row summing to 1.
+
+    Examples
+    --------
+    >>> softmax(np.array([[0.0, 0.0], [0.0, np.log(3.0)]]))
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]])
+    """
     if x.ndim == 2:
         x = x.T
         x = x - np.max(x, axis=0)
@@ -45,10 +99,29 @@ def softmax(x):
     return np.exp(x) / np.sum(np.exp(x))
 
 
-def cross_entropy_error(y, t, delta=1e-7):
+def cross_entropy_error(y: NDArray[Any], t: NDArray[Any], delta: float = 1e-7) -> Any:
     """Mean cross-entropy of (N, C) probabilities y against labels t (one-hot or indices).
 
     The book adds `delta = 1e-7` inside the log to avoid log(0); `delta=0` gives the exact loss.
+
+    Parameters
+    ----------
+    y : ndarray, shape (N, C) or (C,)
+        Probabilities.
+    t : ndarray, shape (N,) or like y
+        Class indices or one-hot rows.
+    delta : float, default 1e-7
+        Added inside the log.
+
+    Returns
+    -------
+    numpy scalar
+        The mean loss.
+
+    Examples
+    --------
+    >>> float(cross_entropy_error(np.array([[0.5, 0.5]]), np.array([1]), delta=0.0))
+    0.6931471805599453
     """
     if y.ndim == 1:
         t = t.reshape(1, t.size)
@@ -59,7 +132,7 @@ def cross_entropy_error(y, t, delta=1e-7):
     return -np.sum(np.log(y[np.arange(batch_size), t] + delta)) / batch_size
 
 
-def _labels(t, n_classes):
+def _labels(t: Any, n_classes: int) -> NDArray[Any]:
     """Class indices from one-hot rows or indices."""
     t = np.asarray(t)
     if t.ndim == 2:
@@ -67,26 +140,96 @@ def _labels(t, n_classes):
     return t.astype(np.intp)
 
 
-def affine_forward(x, W, b):
-    """Affine layer forward (ch. 5): (N, D) @ (D, H) + (H,) -> (N, H)."""
+def affine_forward(x: NDArray[Any], W: NDArray[Any], b: NDArray[Any]) -> NDArray[Any]:
+    """Affine layer forward (ch. 5): (N, D) @ (D, H) + (H,) -> (N, H).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, D)
+    W : ndarray, shape (D, H)
+    b : ndarray, shape (H,)
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+
+    Examples
+    --------
+    >>> affine_forward(np.ones((1, 2)), np.eye(2), np.array([0.5, -0.5]))
+    array([[1.5, 0.5]])
+    """
     return np.dot(x, W) + b
 
 
-def affine_backward(x, W, dout):
-    """Affine layer backward (ch. 5): returns dx (N, D), dW (D, H), db (H,)."""
+def affine_backward(x: NDArray[Any], W: NDArray[Any], dout: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """Affine layer backward (ch. 5): returns dx (N, D), dW (D, H), db (H,).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, D)
+        The forward input.
+    W : ndarray, shape (D, H)
+        The weights.
+    dout : ndarray, shape (N, H)
+        Gradient of the loss with respect to the output.
+
+    Returns
+    -------
+    (dx, dW, db) : tuple of ndarray
+
+    Examples
+    --------
+    >>> dx, dW, db = affine_backward(np.ones((3, 2)), np.eye(2), np.ones((3, 2)))
+    >>> dx.shape, dW.shape, db.tolist()
+    ((3, 2), (2, 2), [3.0, 3.0])
+    """
     dx = np.dot(dout, W.T)
     dW = np.dot(x.T, dout)
     db = np.sum(dout, axis=0)
     return dx, dW, db
 
 
-def softmax_cross_entropy(a, t):
-    """Exact mean cross-entropy of softmax(a), (N, C) logits, labels one-hot or indices."""
+def softmax_cross_entropy(a: NDArray[Any], t: NDArray[Any]) -> Any:
+    """Exact mean cross-entropy of softmax(a), (N, C) logits, labels one-hot or indices.
+
+    Parameters
+    ----------
+    a : ndarray, shape (N, C)
+        Logits.
+    t : ndarray, shape (N,) or (N, C)
+        Class indices or one-hot rows.
+
+    Returns
+    -------
+    numpy scalar
+
+    Examples
+    --------
+    >>> float(softmax_cross_entropy(np.zeros((2, 2)), np.array([0, 1])))
+    0.6931471805599453
+    """
     return cross_entropy_error(softmax(a), t, delta=0.0)
 
 
-def softmax_cross_entropy_grad(a, t):
-    """Gradient of the mean softmax cross-entropy w.r.t. the logits: (softmax(a) - onehot(t)) / N."""
+def softmax_cross_entropy_grad(a: NDArray[Any], t: NDArray[Any]) -> NDArray[Any]:
+    """Gradient of the mean softmax cross-entropy w.r.t. the logits: (softmax(a) - onehot(t)) / N.
+
+    Parameters
+    ----------
+    a : ndarray, shape (N, C)
+        Logits.
+    t : ndarray, shape (N,) or (N, C)
+        Class indices or one-hot rows.
+
+    Returns
+    -------
+    ndarray, shape (N, C)
+
+    Examples
+    --------
+    >>> softmax_cross_entropy_grad(np.zeros((1, 2)), np.array([0]))
+    array([[-0.5,  0.5]])
+    """
     y = softmax(a)
     n = a.shape[0]
     labels = _labels(t, a.shape[1])
@@ -95,11 +238,33 @@ def softmax_cross_entropy_grad(a, t):
     return (y - onehot) / n
 
 
-def numerical_gradient(f, x, h=1e-4, indices=None):
+def numerical_gradient(f: Callable[[NDArray[Any]], Any], x: NDArray[Any], h: float = 1e-4,
+                       indices: Iterable[int] | None = None) -> NDArray[Any]:
     """Central differences (f(x+h) - f(x-h)) / 2h for every entry of x, restoring each entry.
 
     The book's `common/gradient.numerical_gradient`. `indices` (flat indices into x) restricts the
     loop to a subset, leaving the other entries 0: benchmarks time a subset and extrapolate.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x)`` returning a scalar.
+    x : ndarray of float
+        Perturbed in place, entry by entry, and restored.
+    h : float, default 1e-4
+        The step.
+    indices : iterable of int, optional
+        Flat indices of the entries to differentiate; default all.
+
+    Returns
+    -------
+    ndarray
+        Shaped like x.
+
+    Examples
+    --------
+    >>> numerical_gradient(lambda w: np.sum(w ** 2), np.array([1.0, -2.0])).round(6)
+    array([ 2., -4.])
     """
     grad = np.zeros_like(x)
     flat_x = x.reshape(-1)  # a view: perturbing it perturbs x, as the book's nditer does
@@ -118,10 +283,34 @@ def numerical_gradient(f, x, h=1e-4, indices=None):
 
 
 class TwoLayerNet:
-    """The book's ch. 4 two-layer net: affine -> sigmoid -> affine -> softmax."""
+    """The book's ch. 4 two-layer net: affine -> sigmoid -> affine -> softmax.
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 delta=1e-7, seed=None, dtype=np.float64):
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        D, H and C.
+    weight_init_std : float, default 0.01
+        Standard deviation of the initial weights.
+    delta : float, default 1e-7
+        Added inside the log of the loss, as in the book (0 for the exact loss).
+    seed : int, numpy.random.Generator or None
+        Seed of the weights: equal seeds give the same weights as `fastnet.TwoLayerNet`.
+    dtype : float32 or float64, default float64
+        Float type of the parameters.
+
+    Examples
+    --------
+    >>> net = TwoLayerNet(4, 3, 2, seed=0)
+    >>> net.predict(np.ones((1, 4))).shape
+    (1, 2)
+    >>> float(net.accuracy(np.ones((2, 4)), np.array([0, 1])))
+    0.5
+    >>> sorted(net.gradient(np.ones((2, 4)), np.array([0, 1])))
+    ['W1', 'W2', 'b1', 'b2']
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01, *,
+                 delta: float = 1e-7, seed: Seed = None, dtype: DTypeLike = np.float64) -> None:
         rng = np.random.default_rng(seed)
         self.delta = delta
         self.params = {
@@ -132,14 +321,33 @@ class TwoLayerNet:
         }
 
     @classmethod
-    def from_params(cls, params, delta=1e-7):
-        """A reference net holding copies of `params` (dict W1 b1 W2 b2)."""
+    def from_params(cls, params: Params, delta: float = 1e-7) -> TwoLayerNet:
+        """A reference net holding copies of `params` (dict W1 b1 W2 b2).
+
+        Parameters
+        ----------
+        params : dict of str to ndarray
+            W1, b1, W2, b2, e.g. a `fastnet.TwoLayerNet`'s ``params``.
+        delta : float, default 1e-7
+            Added inside the log of the loss.
+
+        Returns
+        -------
+        TwoLayerNet
+
+        Examples
+        --------
+        >>> import fastnet
+        >>> TwoLayerNet.from_params(fastnet.TwoLayerNet(4, 3, 2).params).params["W2"].shape
+        (3, 2)
+        """
         net = cls.__new__(cls)
         net.delta = delta
         net.params = {k: np.array(params[k], copy=True) for k in ("W1", "b1", "W2", "b2")}
         return net
 
-    def predict(self, x):
+    def predict(self, x: NDArray[Any]) -> NDArray[Any]:
+        """Softmax probabilities (N, C) for inputs (N, D)."""
         W1, W2 = self.params["W1"], self.params["W2"]
         b1, b2 = self.params["b1"], self.params["b2"]
         a1 = np.dot(x, W1) + b1
@@ -147,25 +355,30 @@ class TwoLayerNet:
         a2 = np.dot(z1, W2) + b2
         return softmax(a2)
 
-    def loss(self, x, t):
+    def loss(self, x: NDArray[Any], t: NDArray[Any]) -> Any:
+        """The book's cross-entropy (with `delta` inside the log)."""
         y = self.predict(x)
         return cross_entropy_error(y, t, delta=self.delta)
 
-    def accuracy(self, x, t):
+    def accuracy(self, x: NDArray[Any], t: NDArray[Any]) -> Any:
+        """Fraction of rows whose most probable class is the label."""
         y = self.predict(x)
         y = np.argmax(y, axis=1)
         if t.ndim != 1:
             t = np.argmax(t, axis=1)
         return np.sum(y == t) / float(x.shape[0])
 
-    def numerical_gradient(self, x, t, h=1e-4):
-        def loss_W(W):
+    def numerical_gradient(self, x: NDArray[Any], t: NDArray[Any], h: float = 1e-4) -> Params:
+        """The book's loop: central differences of the whole loss, parameter by parameter."""
+
+        def loss_W(W: NDArray[Any]) -> Any:
             return self.loss(x, t)
 
         return {key: numerical_gradient(loss_W, self.params[key], h=h)
                 for key in ("W1", "b1", "W2", "b2")}
 
-    def gradient(self, x, t):
+    def gradient(self, x: NDArray[Any], t: NDArray[Any]) -> Params:
+        """Backprop gradient: dict W1 b1 W2 b2."""
         W1, W2 = self.params["W1"], self.params["W2"]
         b1, b2 = self.params["b1"], self.params["b2"]
         batch_num = x.shape[0]
