@@ -23,9 +23,18 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any, Union
 
 import numpy as np
+
+from fastnet._typing import DTypeLike, FloatArray, NDArray
+
+#: A network's sizes: (D, H, C), or text "D-H-C".
+NetSpec = Union[tuple[int, int, int], str, Sequence[int]]
+#: Receives one progress message at a time.
+Progress = Union[Callable[[str], None], None]
 
 __all__ = [
     "Comparison",
@@ -84,7 +93,7 @@ class Comparison:
     fastnet_s: float
     reference_params: int | None = None  # parameters the reference actually perturbed
     total_params: int | None = None  # parameters of the full gradient
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def speedup(self) -> float:
@@ -97,7 +106,7 @@ class Comparison:
         return (self.reference_params is not None and self.total_params is not None
                 and self.reference_params < self.total_params)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON, with the derived speedup and extrapolation flag."""
         d = asdict(self)
         extra = d.pop("extra")
@@ -113,10 +122,10 @@ class BenchReport:
 
     kernels: list[Comparison]
     numerical_gradient: list[Comparison]
-    blas_after_parallel: dict | None
-    meta: dict
+    blas_after_parallel: dict[str, Any] | None
+    meta: dict[str, Any]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Machine-readable form (what `fastnet bench --json` prints)."""
         return {
             "meta": self.meta,
@@ -138,7 +147,7 @@ class BenchReport:
         widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
         right = (False, False, False, True, True, True)
 
-        def line(r):
+        def line(r: Sequence[object]) -> str:
             return "  ".join(str(v).rjust(w) if ra else str(v).ljust(w)
                              for v, w, ra in zip(r, widths, right)).rstrip()
 
@@ -198,7 +207,7 @@ def format_seconds(s: float) -> str:
     return f"{s / 1e-9:.3g} ns"
 
 
-def _check_positive_int(name, value):
+def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 1:
@@ -206,7 +215,7 @@ def _check_positive_int(name, value):
     return int(value)
 
 
-def median_time(fn, *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1) -> float:
+def median_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1) -> float:
     """Median seconds per call of `fn()` over `repeat` repetitions, after `warmup` untimed calls."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
@@ -220,7 +229,7 @@ def median_time(fn, *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1)
     # Calibrate how many calls one repetition needs to last min_time; a first run that is already
     # long enough counts as a sample.
     number = 1
-    samples = []
+    samples: list[float] = []
     while True:
         t0 = time.perf_counter()
         for _ in range(number):
@@ -253,10 +262,10 @@ def _ink_probability() -> np.ndarray:
     for _ in range(60):  # bisection on the scale: the cap makes the mean nonlinear in it
         scale = (lo + hi) / 2
         lo, hi = (scale, hi) if np.minimum(scale * blob, 0.72).mean() < target else (lo, scale)
-    return np.minimum(scale * blob, 0.72).reshape(-1)
+    return np.minimum(scale * blob, 0.72).reshape(-1)  # type: ignore[no-any-return]
 
 
-def mnist_like(n: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
+def mnist_like(n: int, *, seed: int = 0, dtype: DTypeLike = np.float64) -> FloatArray:
     """(n, 784) synthetic digits in [0, 1]: about 81% exact zeros, ink concentrated mid-image.
 
     Pixels are inked independently with MNIST's per-pixel profile (see `_ink_probability`); inked
@@ -270,7 +279,7 @@ def mnist_like(n: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
     return np.where(inked, k / 255.0, 0.0).astype(dtype)
 
 
-def dense_inputs(n: int, d: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
+def dense_inputs(n: int, d: int, *, seed: int = 0, dtype: DTypeLike = np.float64) -> FloatArray:
     """(n, d) uniform random inputs in (0, 1): no zeros for the structure-aware kernel to skip."""
     n = _check_positive_int("n", n)
     d = _check_positive_int("d", d)
@@ -278,14 +287,14 @@ def dense_inputs(n: int, d: int, *, seed: int = 0, dtype=np.float64) -> np.ndarr
     return (1.0 - rng.random((n, d))).astype(dtype)
 
 
-def random_labels(n: int, n_classes: int, *, seed: int = 0) -> np.ndarray:
+def random_labels(n: int, n_classes: int, *, seed: int = 0) -> NDArray[np.int64]:
     """(n,) int64 class indices uniform in [0, n_classes)."""
     n = _check_positive_int("n", n)
     n_classes = _check_positive_int("n_classes", n_classes)
     return np.random.default_rng(seed + 1).integers(0, n_classes, size=n).astype(np.int64)
 
 
-def parse_net(spec) -> tuple[int, int, int]:
+def parse_net(spec: object) -> tuple[int, int, int]:
     """(input, hidden, output) sizes from 'D-H-C' text or a 3-tuple of positive ints."""
     if isinstance(spec, str):
         parts = spec.replace("x", "-").split("-")
@@ -294,15 +303,15 @@ def parse_net(spec) -> tuple[int, int, int]:
         except ValueError:
             raise ValueError(f"net must look like 784-50-10 (input-hidden-output), got {spec!r}")
     else:
-        sizes = tuple(spec)
+        sizes = tuple(spec)  # type: ignore[arg-type]  # not iterable: TypeError, as before
     if len(sizes) != 3 or any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
         raise ValueError(f"net must be three positive sizes input-hidden-output, got {spec!r}")
     if sizes[2] < 2:
         raise ValueError(f"net needs at least 2 output classes, got {spec!r}")
-    return tuple(int(s) for s in sizes)
+    return int(sizes[0]), int(sizes[1]), int(sizes[2])
 
 
-def _inputs(kind, n, d, dtype, seed=0):
+def _inputs(kind: str, n: int, d: int, dtype: DTypeLike, seed: int = 0) -> FloatArray:
     if kind == "mnist-like":
         if d != 784:
             # Same ink rate, no spatial layout: a flat random mask for non-28x28 inputs.
@@ -316,11 +325,12 @@ def _inputs(kind, n, d, dtype, seed=0):
     raise ValueError(f"data must be 'mnist-like' or 'dense', got {kind!r}")
 
 
-def _net_label(net, batch):
+def _net_label(net: tuple[int, int, int], batch: int) -> str:
     return f"{'-'.join(map(str, net))} b{batch}"
 
 
-def _kernel_cases(name, batch, dtype, net, seed=0):
+def _kernel_cases(name: str, batch: int, dtype: DTypeLike, net: tuple[int, int, int],
+                  seed: int = 0) -> tuple[str, Callable[[], object], Callable[[], object]]:
     """(size label, fastnet callable, reference callable) for one kernel at one size."""
     import kernels
     from fastnet import reference
@@ -367,9 +377,9 @@ def _kernel_cases(name, batch, dtype, net, seed=0):
     raise ValueError(f"unknown kernel {name!r}; expected one of {', '.join(KERNELS)}")
 
 
-def bench_kernels(batch_sizes=(1, 10, 100, 1000), dtypes=("float64", "float32"), *,
-                  kernels=KERNELS, net=DEFAULT_NET, repeat=5, min_time=0.01,
-                  progress=None) -> list[Comparison]:
+def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Iterable[DTypeLike] = ("float64", "float32"),
+                  *, kernels: Iterable[str] = KERNELS, net: NetSpec = DEFAULT_NET, repeat: int = 5,
+                  min_time: float = 0.01, progress: Progress = None) -> list[Comparison]:
     """Each compiled kernel beside its NumPy reference twin, for every batch size and dtype."""
     net = parse_net(net)
     batch_sizes = [_check_positive_int("batch size", b) for b in batch_sizes]
@@ -388,18 +398,18 @@ def bench_kernels(batch_sizes=(1, 10, 100, 1000), dtypes=("float64", "float32"),
                 # otherwise slow the reference and flatter fastnet.
                 ref_s = median_time(ref, repeat=repeat, min_time=min_time)
                 fast_s = median_time(fast, repeat=repeat, min_time=min_time)
-                rows.append(Comparison(name, size, dtype, ref_s, fast_s))
+                rows.append(Comparison(name, size, str(dtype), ref_s, fast_s))
     return rows
 
 
-def _dtype_name(dt) -> str:
+def _dtype_name(dt: DTypeLike) -> str:
     try:
         dt = np.dtype(dt)
     except TypeError:
         raise TypeError(f"dtype must be float32 or float64, got {dt!r}")
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt.name
+    return str(dt.name)
 
 
 def _settle(seconds: float = 0.25) -> None:
@@ -408,14 +418,15 @@ def _settle(seconds: float = 0.25) -> None:
     time.sleep(seconds)
 
 
-def _subset_indices(size, subset):
+def _subset_indices(size: int, subset: int) -> NDArray[np.intp]:
     """Flat indices spread evenly over an array of `size` entries (all of them if size <= subset)."""
     if size <= subset:
         return np.arange(size)
     return np.unique(np.linspace(0, size - 1, subset).round().astype(np.intp))
 
 
-def reference_per_parameter_seconds(f, p, idx, *, h=1e-4, repeat=3, chunk=10) -> float:
+def reference_per_parameter_seconds(f: Callable[[FloatArray], object], p: FloatArray, idx: NDArray[Any], *,
+                                    h: float = 1e-4, repeat: int = 3, chunk: int = 10) -> float:
     """Median seconds the book's loop spends per perturbed entry of `p`, over chunks of `idx`.
 
     The entries are timed `chunk` at a time, `repeat` rounds over all chunks, so a burst of load
@@ -436,7 +447,8 @@ def reference_per_parameter_seconds(f, p, idx, *, h=1e-4, repeat=3, chunk=10) ->
     return statistics.median(samples)
 
 
-def reference_numerical_gradient_time(ref_net, x, t, *, subset=200, h=1e-4, repeat=3):
+def reference_numerical_gradient_time(ref_net: Any, x: FloatArray, t: NDArray[Any], *, subset: int = 200,
+                                      h: float = 1e-4, repeat: int = 3) -> tuple[float, int, int]:
     """(extrapolated seconds, parameters timed, total parameters) of the book's full numerical gradient.
 
     Each parameter array is timed on `subset` entries spread over it (whole when smaller); its time
@@ -445,7 +457,7 @@ def reference_numerical_gradient_time(ref_net, x, t, *, subset=200, h=1e-4, repe
     subset = _check_positive_int("subset", subset)
     total_s, timed, total = 0.0, 0, 0
 
-    def loss_W(W):
+    def loss_W(W: FloatArray) -> object:
         return ref_net.loss(x, t)
 
     for key in PARAM_NAMES:
@@ -457,8 +469,9 @@ def reference_numerical_gradient_time(ref_net, x, t, *, subset=200, h=1e-4, repe
     return total_s, timed, total
 
 
-def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", dtype="float64",
-                             subset=200, repeat=5, h=1e-4, seed=0) -> Comparison:
+def bench_numerical_gradient(net: NetSpec = DEFAULT_NET, batch: int = 100, *, data: str = "mnist-like",
+                             dtype: DTypeLike = "float64", subset: int = 200, repeat: int = 5, h: float = 1e-4,
+                             seed: int = 0) -> Comparison:
     """Full numerical gradient: fastnet's structure-aware kernel beside the book's loop, plus backprop.
 
     The reference time is extrapolated from `subset` entries per parameter array (see module doc).
@@ -498,20 +511,21 @@ def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", d
                       reference_params=timed, total_params=total, extra=extra)
 
 
-def _w2_loss_jit():
+def _w2_loss_jit() -> Any:
     """An @njit scalar loss of W2 alone (other parameters as extra arguments), compiled on first use."""
     import numba
     import kernels
 
     @numba.njit
-    def w2_loss(W2, x, t, W1, b1, b2):
+    def w2_loss(W2: Any, x: Any, t: Any, W1: Any, b1: Any, b2: Any) -> Any:
         return kernels.two_layer_loss(x, t, W1, b1, W2, b2)
 
     return w2_loss
 
 
-def bench_numerical_gradient_loop(net=DEFAULT_NET, batch=100, *, dtype="float64", repeat=5,
-                                  reference_repeat=None, h=1e-4, seed=0) -> Comparison:
+def bench_numerical_gradient_loop(net: NetSpec = DEFAULT_NET, batch: int = 100, *, dtype: DTypeLike = "float64",
+                                  repeat: int = 5, reference_repeat: int | None = None, h: float = 1e-4,
+                                  seed: int = 0) -> Comparison:
     """Generic compiled loop `fastnet.numerical_gradient(njit_f, W2, args=...)` beside the book's loop on W2.
 
     The reference perturbs every entry of W2 (`reference_repeat` rounds, default `repeat`); its
@@ -532,7 +546,7 @@ def bench_numerical_gradient_loop(net=DEFAULT_NET, batch=100, *, dtype="float64"
     args = (x, t, W1, b1, b2)
     W2_ref = ref_net.params["W2"]
 
-    def loss_W(W):
+    def loss_W(W: FloatArray) -> object:
         return ref_net.loss(x, t)
 
     _settle()
@@ -547,7 +561,8 @@ def bench_numerical_gradient_loop(net=DEFAULT_NET, batch=100, *, dtype="float64"
                              "parameter": "W2"})
 
 
-def bench_blas_after_parallel(net=DEFAULT_NET, batch=100, *, repeat=21, seed=0) -> dict:
+def bench_blas_after_parallel(net: NetSpec = DEFAULT_NET, batch: int = 100, *, repeat: int = 21,
+                              seed: int = 0) -> dict[str, Any]:
     """Seconds of one NumPy BLAS call (the reference forward pass) alone and right after fastnet's
     parallel numerical gradient: spinning OpenMP/BLAS threads show up as a slowdown > 1."""
     import fastnet
@@ -560,16 +575,16 @@ def bench_blas_after_parallel(net=DEFAULT_NET, batch=100, *, repeat=21, seed=0) 
     fnet = fastnet.TwoLayerNet(*net, seed=seed)
     ref_net = reference.TwoLayerNet.from_params(fnet.params)
 
-    def blas():
+    def blas() -> object:
         return ref_net.predict(x)
 
-    def one_call_after(before):
+    def one_call_after(before: Callable[[], object]) -> float:
         before()
         t0 = time.perf_counter()
         blas()
         return time.perf_counter() - t0
 
-    def numgrad():
+    def numgrad() -> None:
         fnet.numerical_gradient(x, t)
 
     numgrad()
@@ -590,12 +605,12 @@ def _threading_layer() -> str:
     import numba
 
     try:
-        return numba.threading_layer()
+        return str(numba.threading_layer())  # type: ignore[attr-defined]
     except ValueError:  # no parallel kernel has run yet
         return "not initialised"
 
 
-def _blas_info() -> list | dict:
+def _blas_info() -> list[dict[str, Any]] | dict[str, Any]:
     """NumPy's BLAS libraries and their thread counts (threadpoolctl when installed, else the env)."""
     try:
         from threadpoolctl import threadpool_info
@@ -613,8 +628,9 @@ def _blas_info() -> list | dict:
     return info
 
 
-def run(*, quick=False, threads=None, batch_sizes=None, dtypes=None, net=None, batch=None,
-        subset=None, repeat=None, progress=None) -> BenchReport:
+def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequence[int] | None = None,
+        dtypes: Sequence[str] | None = None, net: NetSpec | None = None, batch: int | None = None,
+        subset: int | None = None, repeat: int | None = None, progress: Progress = None) -> BenchReport:
     """Time every kernel and the numerical gradients against the reference; returns a BenchReport.
 
     quick: fewer sizes, repetitions and reference parameters (under a minute here). `net`/`batch`

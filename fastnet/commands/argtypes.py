@@ -6,7 +6,7 @@ import argparse
 import math
 
 
-def _int_at_least(text, low, expected):
+def _int_at_least(text: str, low: int, expected: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -16,17 +16,17 @@ def _int_at_least(text, low, expected):
     return v
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     """An integer >= 1."""
     return _int_at_least(text, 1, "a positive integer")
 
 
-def nonnegative_int(text):
+def nonnegative_int(text: str) -> int:
     """An integer >= 0."""
     return _int_at_least(text, 0, "a non-negative integer")
 
 
-def positive_float(text):
+def positive_float(text: str) -> float:
     """A finite number > 0."""
     try:
         v = float(text)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fastnet.commands.argtypes import nonnegative_int, positive_int
+from fastnet._typing import FloatArray, NDArray
 from fastnet.commands.data import check_data_name, t10k_only_note
 
+if TYPE_CHECKING:
+    from fastnet.network import TwoLayerNet
 
-def add_batch_arguments(parser):
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     """--data, --batch, --hidden, --seed, --dtype, --train-iters, --threads."""
     parser.add_argument("--data", default="digits", metavar="digits|mnist|mnist-test|synthetic|PATH",
                         help="where the batch comes from: a data set name as in `fastnet train`, or "
@@ -27,11 +32,13 @@ def add_batch_arguments(parser):
                         help="numba threads (default: numba's)")
 
 
-def make_batch(args):
+def make_batch(args: argparse.Namespace) -> tuple[TwoLayerNet, FloatArray, NDArray[Any], str]:
     """(net, x, t, description) from parsed arguments."""
     from fastnet import TwoLayerNet, datasets
 
     rng = np.random.default_rng(args.seed)
+    x_train: NDArray[Any]
+    t_train: NDArray[Any]
     if args.data == "synthetic":
         x_train = rng.random((max(args.batch, 1000), 784))
         x_train[x_train < 0.81] = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -12,7 +13,7 @@ from fastnet.commands.data import load_error_text
 HELP = "compare backprop with the numerical gradient per parameter (max abs and relative error)"
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_batch_arguments(parser)
     parser.add_argument("--h", type=positive_float, default=None, metavar="X",
                         help="step (default: 1e-4, or 1e-20 for --method complex)")
@@ -20,7 +21,7 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from fastnet import gradient_check
 
     try:

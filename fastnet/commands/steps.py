@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -14,7 +15,7 @@ from fastnet.commands.data import load_error_text
 HELP = "error of the numerical gradient against backprop for each method and step h (the V curve)"
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_batch_arguments(parser)
     parser.add_argument("--h-min", type=positive_float, default=1e-12, metavar="X", help="smallest step (default: 1e-12)")
     parser.add_argument("--h-max", type=positive_float, default=1.0, metavar="X", help="largest step (default: 1)")
@@ -27,7 +28,7 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from fastnet import step_study
 
     if args.h_min > args.h_max:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 
 from fastnet.commands.argtypes import nonnegative_int, positive_float, positive_int
 from fastnet.commands.data import check_data_name, load_error_text, t10k_only_note
+from fastnet.history import History
 
 HELP = "train the two-layer net by mini-batch SGD (book ch. 4) and write history.json, params.npz, curves.png"
 
@@ -18,7 +20,7 @@ HELP = "train the two-layer net by mini-batch SGD (book ch. 4) and write history
 TABLE_ROWS = 15
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `fastnet train`; the defaults are the book's settings on the bundled digits."""
     parser.add_argument(
         "--data",
@@ -48,12 +50,12 @@ def add_arguments(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is also off when stderr is not a terminal)")
 
 
-def _fail(message, code=2):
+def _fail(message: str, code: int = 2) -> int:
     print(f"fastnet train: error: {message}", file=sys.stderr)
     return code
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Load the data, train, print the per-epoch table and a summary, write the three output files."""
     from fastnet import datasets
     from fastnet.io import save
@@ -121,7 +123,7 @@ def run(args) -> int:
 
     state = {"prev": -1}
 
-    def on_iteration(i, history):
+    def on_iteration(i: int, history: History) -> None:
         if not history.eval_iters or history.eval_iters[-1] != i:
             return None
         prev, state["prev"] = state["prev"], i
@@ -186,7 +188,7 @@ def run(args) -> int:
     return 0
 
 
-def _ordinal(n):
+def _ordinal(n: int) -> str:
     if 10 <= n % 100 <= 20:
         return "th"
     return {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
