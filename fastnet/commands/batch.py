@@ -42,7 +42,7 @@ def make_batch(args: argparse.Namespace) -> tuple[TwoLayerNet, FloatArray, NDArr
     if args.data == "synthetic":
         x_train = rng.random((max(args.batch, 1000), 784))
         x_train[x_train < 0.81] = 0
-        t_train = rng.integers(0, 10, x_train.shape[0])
+        t_train = rng.integers(0, 10, x_train.shape[0])  # type: ignore[assignment]  # an array: size is given
         what = "synthetic MNIST-like data"
     else:
         bad_data = check_data_name(args.data, extra=("synthetic",))
