@@ -19,7 +19,7 @@ TINY = np.finfo(np.float64).tiny
 
 
 def relative_error(a: ArrayLike, n: ArrayLike) -> NDArray[np.float64]:
-    """Elementwise |a - n| / max(|a| + |n|, tiny): 0 for equal entries, 1 for opposite signs, never NaN.
+    """Elementwise ``|a - n| / max(|a| + |n|, tiny)``: 0 for equal entries, 1 for opposite signs, never NaN.
 
     Parameters
     ----------
@@ -43,7 +43,23 @@ def relative_error(a: ArrayLike, n: ArrayLike) -> NDArray[np.float64]:
 
 @dataclass(frozen=True)
 class ParamCheck:
-    """One parameter's agreement between backprop and the numerical gradient."""
+    """One parameter's agreement between backprop and the numerical gradient.
+
+    Parameters
+    ----------
+    name : str
+        W1, b1, W2 or b2.
+    shape : tuple of int
+        The parameter's shape.
+    max_abs, max_rel, mean_abs : float
+        Max absolute difference, max relative error and mean absolute difference.
+
+    Examples
+    --------
+    >>> row = ParamCheck("b2", (2,), 1e-12, 3e-8, 5e-13)
+    >>> row["max_rel"]
+    3e-08
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -60,9 +76,28 @@ class ParamCheck:
 
 @dataclass(frozen=True)
 class GradientCheck:
-    """Per-parameter max |backprop - numerical| and relative error; str() prints a table.
+    """Per-parameter ``max |backprop - numerical|`` and relative error; str() prints a table.
 
     Returned by `gradient_check`; ``check["W1"]`` is that parameter's `ParamCheck`.
+
+    Parameters
+    ----------
+    rows : tuple of ParamCheck
+        One per parameter.
+    h : float
+        The step of the numerical gradient.
+    method : str
+        Its difference formula.
+
+    Examples
+    --------
+    >>> check = GradientCheck((ParamCheck("b2", (2,), 1e-12, 3e-8, 5e-13),), 1e-4, "central")
+    >>> check.max_rel, check["b2"].max_abs
+    (3e-08, 1e-12)
+    >>> print(check)  # doctest: +NORMALIZE_WHITESPACE
+    gradient check: backprop vs numerical (central, h=0.0001)
+    param         shape    max |a-n|   mean |a-n|  max rel err
+    b2                2    1.000e-12    5.000e-13    3.000e-08
     """
 
     rows: tuple[ParamCheck, ...]
@@ -77,7 +112,7 @@ class GradientCheck:
 
     @property
     def max_abs(self) -> float:
-        """The largest max |a - n| over the parameters."""
+        """The largest ``max |a - n|`` over the parameters."""
         return max(r.max_abs for r in self.rows)
 
     @property
@@ -86,7 +121,17 @@ class GradientCheck:
         return max(r.max_rel for r in self.rows)
 
     def as_dict(self) -> dict[str, dict[str, float]]:
-        """{name: {"max_abs": ..., "max_rel": ..., "mean_abs": ...}}."""
+        """``{name: {"max_abs": ..., "max_rel": ..., "mean_abs": ...}}``, ready for JSON.
+
+        Returns
+        -------
+        dict of str to dict
+
+        Examples
+        --------
+        >>> GradientCheck((ParamCheck("b2", (2,), 1e-12, 3e-8, 5e-13),), 1e-4, "central").as_dict()
+        {'b2': {'max_abs': 1e-12, 'max_rel': 3e-08, 'mean_abs': 5e-13}}
+        """
         return {r.name: {"max_abs": r.max_abs, "max_rel": r.max_rel, "mean_abs": r.mean_abs}
                 for r in self.rows}
 
@@ -103,7 +148,7 @@ def gradient_check(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, h: float | None
                    *, threads: int | None = None) -> GradientCheck:
     """Compare net.gradient (backprop) with net.numerical_gradient parameter by parameter.
 
-    The relative error |a - n| / max(|a| + |n|, tiny) is the maximum over entries; entries where
+    The relative error ``|a - n| / max(|a| + |n|, tiny)`` is the maximum over entries; entries where
     both gradients are exactly 0 count as 0.
 
     Parameters
@@ -124,7 +169,7 @@ def gradient_check(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, h: float | None
     Returns
     -------
     GradientCheck
-        Per parameter: max and mean |a - n| and the max relative error; ``str()`` is a table.
+        Per parameter: max and mean ``|a - n|`` and the max relative error; ``str()`` is a table.
 
     Raises
     ------
@@ -156,9 +201,24 @@ def gradient_check(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, h: float | None
 
 @dataclass(frozen=True)
 class StepStudy:
-    """errors[method][k] = max over all parameters of |numerical(h = hs[k]) - backprop|.
+    """``errors[method][k]`` = max over all parameters of ``|numerical(h = hs[k]) - backprop|``.
 
     Returned by `step_study`; ``str()`` prints the table, `best` the step with the smallest error.
+
+    Parameters
+    ----------
+    hs : ndarray, shape (K,)
+        The steps.
+    errors : dict of str to ndarray
+        The errors of each method at each step.
+    scale : float, default 1.0
+        ``max |backprop|``, to read the errors as relative ones.
+
+    Examples
+    --------
+    >>> study = StepStudy(np.array([1e-3, 1e-2]), {"central": np.array([2e-9, 1e-7])}, scale=0.5)
+    >>> study.best("central")
+    (0.001, 2e-09)
     """
 
     hs: NDArray[np.float64]
@@ -194,7 +254,17 @@ class StepStudy:
         return float(self.hs[k]), float(e[k])
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form: hs, scale and the errors of each method as lists."""
+        """JSON-ready form: hs, scale and the errors of each method as lists.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> StepStudy(np.array([1e-3]), {"central": np.array([2e-9])}).as_dict()
+        {'hs': [0.001], 'scale': 1.0, 'errors': {'central': [2e-09]}}
+        """
         return {"hs": [float(h) for h in self.hs], "scale": self.scale,
                 "errors": {m: [float(v) for v in e] for m, e in self.errors.items()}}
 
@@ -287,7 +357,7 @@ def step_study(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, hs: ArrayLike | Non
     Returns
     -------
     StepStudy
-        The steps, the errors of each method and the scale max |backprop|.
+        The steps, the errors of each method and the scale ``max |backprop|``.
 
     Raises
     ------

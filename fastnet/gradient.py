@@ -29,7 +29,7 @@ def _check_x(x: object) -> None:
 
 def numerical_gradient(f: Callable[..., Any], x: NDArray[Any], h: float | None = None, method: str = "central", *,
                        args: tuple[Any, ...] = (), threads: int | None = None) -> NDArray[Any]:
-    """Gradient of the scalar f(x, *args) at x by perturbing each entry: an array shaped like x.
+    """Gradient of the scalar ``f(x, *args)`` at x by perturbing each entry: an array shaped like x.
 
     The book's `numerical_gradient(f, x)`, extended. method "central" (default), "forward",
     "backward" (finite differences at step h, default 1e-4) or "complex" (Im f(x + i h e_p) / h,

@@ -347,7 +347,21 @@ class TwoLayerNet:
         return net
 
     def predict(self, x: NDArray[Any]) -> NDArray[Any]:
-        """Softmax probabilities (N, C) for inputs (N, D)."""
+        """Softmax probabilities (N, C) for inputs (N, D).
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, D)
+
+        Returns
+        -------
+        ndarray, shape (N, C)
+
+        Examples
+        --------
+        >>> TwoLayerNet(4, 3, 2, seed=0).predict(np.zeros((3, 4))).sum(axis=1)
+        array([1., 1., 1.])
+        """
         W1, W2 = self.params["W1"], self.params["W2"]
         b1, b2 = self.params["b1"], self.params["b2"]
         a1 = np.dot(x, W1) + b1
@@ -356,12 +370,42 @@ class TwoLayerNet:
         return softmax(a2)
 
     def loss(self, x: NDArray[Any], t: NDArray[Any]) -> Any:
-        """The book's cross-entropy (with `delta` inside the log)."""
+        """The book's cross-entropy (with `delta` inside the log).
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, D)
+        t : ndarray, shape (N,) or (N, C)
+
+        Returns
+        -------
+        numpy scalar
+
+        Examples
+        --------
+        >>> round(float(TwoLayerNet(4, 3, 2, seed=0).loss(np.zeros((1, 4)), np.array([1]))), 1)
+        0.7
+        """
         y = self.predict(x)
         return cross_entropy_error(y, t, delta=self.delta)
 
     def accuracy(self, x: NDArray[Any], t: NDArray[Any]) -> Any:
-        """Fraction of rows whose most probable class is the label."""
+        """Fraction of rows whose most probable class is the label.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, D)
+        t : ndarray, shape (N,) or (N, C)
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> float(TwoLayerNet(4, 3, 2, seed=0).accuracy(np.ones((2, 4)), np.array([0, 1])))
+        0.5
+        """
         y = self.predict(x)
         y = np.argmax(y, axis=1)
         if t.ndim != 1:
@@ -369,7 +413,25 @@ class TwoLayerNet:
         return np.sum(y == t) / float(x.shape[0])
 
     def numerical_gradient(self, x: NDArray[Any], t: NDArray[Any], h: float = 1e-4) -> Params:
-        """The book's loop: central differences of the whole loss, parameter by parameter."""
+        """The book's loop: central differences of the whole loss, parameter by parameter.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, D)
+        t : ndarray, shape (N,) or (N, C)
+        h : float, default 1e-4
+
+        Returns
+        -------
+        dict of str to ndarray
+            W1, b1, W2, b2.
+
+        Examples
+        --------
+        >>> g = TwoLayerNet(4, 3, 2, seed=0).numerical_gradient(np.ones((2, 4)), np.array([0, 1]))
+        >>> g["W1"].shape
+        (4, 3)
+        """
 
         def loss_W(W: NDArray[Any]) -> Any:
             return self.loss(x, t)
@@ -378,7 +440,22 @@ class TwoLayerNet:
                 for key in ("W1", "b1", "W2", "b2")}
 
     def gradient(self, x: NDArray[Any], t: NDArray[Any]) -> Params:
-        """Backprop gradient: dict W1 b1 W2 b2."""
+        """Backprop gradient: dict W1 b1 W2 b2.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, D)
+        t : ndarray, shape (N,) or (N, C)
+
+        Returns
+        -------
+        dict of str to ndarray
+
+        Examples
+        --------
+        >>> TwoLayerNet(4, 3, 2, seed=0).gradient(np.ones((2, 4)), np.array([0, 1]))["b2"].shape
+        (2,)
+        """
         W1, W2 = self.params["W1"], self.params["W2"]
         b1, b2 = self.params["b1"], self.params["b2"]
         batch_num = x.shape[0]
