@@ -161,7 +161,7 @@ def plot_step_study(hs: ArrayLike, errors: Mapping[str, ArrayLike], path: str | 
             raise ValueError(f"errors[{name!r}] must have shape {hs.shape} like hs, got {e.shape}")
         series[name] = np.where(np.isfinite(e) & (e > 0), e, np.nan)
 
-    fig = _figure(figsize=(6.4, 4.8), layout="constrained")
+    fig = _figure(figsize=(8.4, 4.8), layout="constrained")
     ax = fig.subplots()
     # Curves can coincide (forward and backward truncation errors are equal in size; the complex
     # step matches central at small h), so each line differs in dash pattern, marker shape, marker
@@ -176,7 +176,7 @@ def plot_step_study(hs: ArrayLike, errors: Mapping[str, ArrayLike], path: str | 
         hollow = j % 2 == 1
         # Only the drawable points, so a gap does not split the line into invisible pieces.
         line, = ax.plot(hs[ok], e[ok], linestyle=dashes[j % len(dashes)], marker=markers[j % len(markers)],
-                        markersize=4 + 2 * (j % 3), label=str(name), zorder=10 - j % 10)
+                        markersize=8 if hollow else 4, label=str(name), zorder=10 - j % 10)
         if hollow:
             line.set_markerfacecolor("none")
         drawn += 1
@@ -186,7 +186,8 @@ def plot_step_study(hs: ArrayLike, errors: Mapping[str, ArrayLike], path: str | 
     ax.set_ylabel("max abs error vs backprop")
     ax.grid(True, which="both", alpha=0.3)
     if drawn:
-        ax.legend()
+        # Beside the axes: inside, it would cover the ends of the curves wherever it is put.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax.set_title(title if title is not None else "numerical gradient error vs step size", fontsize="small")
     if drawn == 0:
         ax.set_xlim(float(hs.min()), float(hs.max()) if hs.max() > hs.min() else float(hs.min()) * 10)
