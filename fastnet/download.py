@@ -30,7 +30,21 @@ _CHUNK = 1 << 16
 
 
 class DownloadError(RuntimeError):
-    """No mirror delivered a verified copy of a file; `attempts` holds (url, reason) pairs."""
+    """No mirror delivered a verified copy of a file; `attempts` holds (url, reason) pairs.
+
+    Parameters
+    ----------
+    name : str
+        The file that could not be downloaded.
+    attempts : sequence of (str, str)
+        Each URL tried and why it failed.
+
+    Examples
+    --------
+    >>> print(DownloadError("t10k-labels-idx1-ubyte", [("https://example.org/x.gz", "HTTP 404 Not Found")]))
+    could not download t10k-labels-idx1-ubyte:
+      https://example.org/x.gz: HTTP 404 Not Found
+    """
 
     def __init__(self, name: str, attempts: Sequence[tuple[str, str]]):
         self.name = name
@@ -40,7 +54,34 @@ class DownloadError(RuntimeError):
 
 
 def payload_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of the file's IDX payload: its bytes after gzip decompression, or as-is if not gzip."""
+    """SHA-256 hex digest of the file's IDX payload: its bytes after gzip decompression, or as-is if not gzip.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        It starts like gzip but the compressed stream is cut off.
+
+    Examples
+    --------
+    >>> import gzip, hashlib, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "data.gz")
+    >>> with gzip.open(path, "wb") as f:
+    ...     _ = f.write(b"payload")
+    >>> payload_sha256(path) == hashlib.sha256(b"payload").hexdigest()
+    True
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         compressed = f.read(2) == GZIP_MAGIC
@@ -85,6 +126,43 @@ def download(name: str, directory: str | os.PathLike[str], urls: Sequence[str], 
 
     The file is stored as `directory/name.gz` when the mirror served gzip data and as
     `directory/name` otherwise. Raises DownloadError listing every URL tried and why it failed.
+
+    Parameters
+    ----------
+    name : str
+        The file's name (without ``.gz``).
+    directory : str or os.PathLike
+        Where to store it (created if needed).
+    urls : sequence of str
+        Where to fetch it from, tried in order (``http://``, ``https://`` or ``file:``).
+    sha256 : str
+        SHA-256 of the decompressed payload.
+
+    Returns
+    -------
+    pathlib.Path
+        The stored file.
+
+    Raises
+    ------
+    DownloadError
+        No URL delivered a file with that payload.
+    ValueError
+        A malformed digest or no URLs.
+
+    Examples
+    --------
+    Every failed attempt is listed, and nothing is left in the directory:
+
+    >>> import os, tempfile
+    >>> target = tempfile.mkdtemp()
+    >>> download("labels", target, ["http://127.0.0.1:9/labels.gz"], "0" * 64)
+    Traceback (most recent call last):
+    ...
+    fastnet.download.DownloadError: could not download labels:
+      http://127.0.0.1:9/labels.gz: cannot connect (...)
+    >>> os.listdir(target)
+    []
     """
     if not isinstance(sha256, str) or len(sha256) != 64:
         raise ValueError(f"sha256 must be a 64-character hex digest, got {sha256!r}")
@@ -130,5 +208,22 @@ def download(name: str, directory: str | os.PathLike[str], urls: Sequence[str], 
 
 
 def mirror_urls(mirrors: Sequence[str], filename: str) -> list[str]:
-    """Join each mirror base URL with `filename` -> list of full URLs, in the mirrors' order."""
+    """Join each mirror base URL with `filename` -> list of full URLs, in the mirrors' order.
+
+    Parameters
+    ----------
+    mirrors : sequence of str
+        Base URLs, with or without a trailing slash.
+    filename : str
+        The file's name.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> mirror_urls(["https://a.example/mnist", "https://b.example/data/"], "x.gz")
+    ['https://a.example/mnist/x.gz', 'https://b.example/data/x.gz']
+    """
     return [urllib.parse.urljoin(m if m.endswith("/") else m + "/", filename) for m in mirrors]

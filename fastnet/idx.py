@@ -32,7 +32,34 @@ MNIST_LABELS_MAGIC = 0x00000801
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """Return the contents of `path`, decompressed when it is a gzip file (detected by its magic bytes)."""
+    """Return the contents of `path`, decompressed when it is a gzip file (detected by its magic bytes).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        It starts like gzip but is not valid gzip data.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> path = os.path.join(d, "labels.gz")
+    >>> with gzip.open(path, "wb") as f:  # an IDX file: 0, 0, type 08 (ubyte), 1 dimension of size 3
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_bytes(path)[:4] == bytes([0, 0, 8, 1])
+    True
+    """
     with open(path, "rb") as f:
         data = f.read()
     if data[:2] != GZIP_MAGIC:
@@ -45,7 +72,30 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse an uncompressed IDX payload into a native-endian array of the shape its header declares."""
+    """Parse an uncompressed IDX payload into a native-endian array of the shape its header declares.
+
+    Parameters
+    ----------
+    data : bytes
+        The payload: header, then the items.
+    name : str, default "<bytes>"
+        Where the data came from, for error messages.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        A bad magic number, a truncated header or data, or trailing bytes.
+
+    Examples
+    --------
+    >>> parse_idx(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4]))
+    array([[1, 2],
+           [3, 4]], dtype=uint8)
+    """
     if len(data) < 4:
         raise ValueError(f"{name}: truncated IDX header ({len(data)} bytes; need at least 4)")
     magic = int.from_bytes(data[:4], "big")
@@ -81,7 +131,34 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file (gzip or uncompressed) into an array of the shape its header declares."""
+    """Read an IDX file (gzip or uncompressed) into an array of the shape its header declares.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        The file is malformed (the message names it).
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> path = os.path.join(d, "labels.gz")
+    >>> with gzip.open(path, "wb") as f:  # an IDX file: 0, 0, type 08 (ubyte), 1 dimension of size 3
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
+    """
     return parse_idx(read_bytes(path), os.fspath(path))
 
 
@@ -96,12 +173,67 @@ def _read_mnist(path: str | os.PathLike[str], magic: int, what: str) -> np.ndarr
 
 
 def read_mnist_images(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an MNIST images file (magic 0x00000803) -> uint8 array (N, rows, cols)."""
+    """Read an MNIST images file (magic 0x00000803) -> uint8 array (N, rows, cols).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``train-images-idx3-ubyte`` or ``t10k-images-idx3-ubyte``, optionally gzip-compressed.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, rows, cols)
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        Not an MNIST images file, or malformed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "images")
+    >>> with open(path, "wb") as f:  # one 2x2 image
+    ...     _ = f.write(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 255, 128, 0]))
+    >>> read_mnist_images(path).shape
+    (1, 2, 2)
+    """
     return _read_mnist(path, MNIST_IMAGES_MAGIC, "images")
 
 
 def read_mnist_labels(path: str | os.PathLike[str], num_classes: int = 10) -> np.ndarray:
-    """Read an MNIST labels file (magic 0x00000801) -> uint8 array (N,) with values in [0, num_classes)."""
+    """Read an MNIST labels file (magic 0x00000801) -> uint8 array (N,) with values in [0, num_classes).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``train-labels-idx1-ubyte`` or ``t10k-labels-idx1-ubyte``, optionally gzip-compressed.
+    num_classes : int, default 10
+        Labels must be below this.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N,)
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        Not an MNIST labels file, malformed, or a label out of range.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> path = os.path.join(d, "labels.gz")
+    >>> with gzip.open(path, "wb") as f:  # an IDX file: 0, 0, type 08 (ubyte), 1 dimension of size 3
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_mnist_labels(path).tolist()
+    [7, 2, 1]
+    """
     labels = _read_mnist(path, MNIST_LABELS_MAGIC, "labels")
     if labels.size and int(labels.max()) >= num_classes:
         bad = int(np.argmax(labels >= num_classes))

@@ -27,6 +27,8 @@ PUBLIC_MODULES = (
     "fastnet.history",
     "fastnet.io",
     "fastnet.datasets",
+    "fastnet.idx",
+    "fastnet.download",
     "fastnet.plots",
     "fastnet.reference",
     "fastnet.threads",
