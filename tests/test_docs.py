@@ -33,6 +33,8 @@ PUBLIC_MODULES = (
     "fastnet.reference",
     "fastnet.threads",
     "fastnet.cli",
+    "fastnet.validation",
+    "fastnet.methods",
 )
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
