@@ -84,7 +84,25 @@ MNIST_ZERO_FRACTION = 0.8085
 
 @dataclass
 class Comparison:
-    """One row of the table: a reference time beside fastnet's, in seconds per call."""
+    """One row of the table: a reference time beside fastnet's, in seconds per call.
+
+    Parameters
+    ----------
+    kernel, size, dtype : str
+        What was timed, at which size, in which dtype.
+    reference_s, fastnet_s : float
+        Seconds per call of the reference and of fastnet.
+    reference_params, total_params : int, optional
+        Parameters the reference perturbed, and those of the full gradient, when it was extrapolated.
+    extra : dict
+        Further measurements, merged into `to_dict`.
+
+    Examples
+    --------
+    >>> row = Comparison("sigmoid", "(10,50)", "float64", 6e-6, 4e-6)
+    >>> round(row.speedup, 2), row.reference_extrapolated
+    (1.5, False)
+    """
 
     kernel: str
     size: str
@@ -107,7 +125,17 @@ class Comparison:
                 and self.reference_params < self.total_params)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON, with the derived speedup and extrapolation flag."""
+        """Plain dict for JSON, with the derived speedup and extrapolation flag.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> Comparison("sigmoid", "(10,50)", "float64", 6e-6, 3e-6).to_dict()["speedup"]
+        2.0
+        """
         d = asdict(self)
         extra = d.pop("extra")
         d["speedup"] = self.speedup
@@ -118,7 +146,24 @@ class Comparison:
 
 @dataclass
 class BenchReport:
-    """Everything one `fastnet bench` run measured, printable as a table or as JSON."""
+    """Everything one `fastnet bench` run measured, printable as a table or as JSON.
+
+    Parameters
+    ----------
+    kernels, numerical_gradient : list of Comparison
+        The rows of the table.
+    blas_after_parallel : dict or None
+        The BLAS-after-parallel measurement (see `bench_blas_after_parallel`).
+    meta : dict
+        Threads, BLAS, CPUs, repetitions, elapsed seconds.
+
+    Examples
+    --------
+    >>> meta = {"numba_threads": 2, "threading_layer": "omp", "cpu_count": 2, "repeat": 3, "elapsed_s": 1.0}
+    >>> report = BenchReport([Comparison("sigmoid", "(10,50)", "float64", 6e-6, 3e-6)], [], None, meta)
+    >>> print(report.format_table().splitlines()[2])
+    sigmoid  (10,50)  float64    6 us     3 us     2.0x
+    """
 
     kernels: list[Comparison]
     numerical_gradient: list[Comparison]
@@ -126,7 +171,18 @@ class BenchReport:
     meta: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        """Machine-readable form (what `fastnet bench --json` prints)."""
+        """Machine-readable form (what `fastnet bench --json` prints).
+
+        Returns
+        -------
+        dict
+            ``meta``, ``targets``, ``kernels``, ``numerical_gradient``, ``blas_after_parallel``.
+
+        Examples
+        --------
+        >>> sorted(BenchReport([], [], None, {}).to_dict())
+        ['blas_after_parallel', 'kernels', 'meta', 'numerical_gradient', 'targets']
+        """
         return {
             "meta": self.meta,
             "targets": dict(TARGETS),
@@ -136,7 +192,20 @@ class BenchReport:
         }
 
     def format_table(self) -> str:
-        """The human-readable table: kernel, size, dtype, reference, fastnet, speedup, then notes."""
+        """The human-readable table: kernel, size, dtype, reference, fastnet, speedup, then notes.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        See `BenchReport`.
+
+        >>> meta = {"numba_threads": 1, "threading_layer": "omp", "cpu_count": 1, "repeat": 3, "elapsed_s": 2.0}
+        >>> BenchReport([], [], None, meta).format_table().splitlines()[0].split()
+        ['kernel', 'size', 'dtype', 'reference', 'fastnet', 'speedup']
+        """
         rows = self.kernels + self.numerical_gradient
         header = ("kernel", "size", "dtype", "reference", "fastnet", "speedup")
         body = []
@@ -198,7 +267,22 @@ class BenchReport:
 
 
 def format_seconds(s: float) -> str:
-    """A duration with a readable unit (ns, us, ms, s)."""
+    """A duration with a readable unit (ns, us, ms, s).
+
+    Parameters
+    ----------
+    s : float
+        Seconds.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_seconds(0.00123), format_seconds(2.5e-8), format_seconds(3.0)
+    ('1.23 ms', '25 ns', '3 s')
+    """
     if not math.isfinite(s):
         return str(s)
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
@@ -216,7 +300,34 @@ def _check_positive_int(name: str, value: object) -> int:
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1) -> float:
-    """Median seconds per call of `fn()` over `repeat` repetitions, after `warmup` untimed calls."""
+    """Median seconds per call of `fn()` over `repeat` repetitions, after `warmup` untimed calls.
+
+    Parameters
+    ----------
+    fn : callable
+        Called without arguments.
+    repeat : int, default 5
+        Repetitions; the median is returned.
+    min_time : float, default 0.01
+        Seconds a repetition lasts at least (short calls are looped).
+    warmup : int, default 1
+        Untimed calls first.
+
+    Returns
+    -------
+    float
+        Seconds per call.
+
+    Raises
+    ------
+    TypeError, ValueError
+        fn not callable, or a bad count.
+
+    Examples
+    --------
+    >>> median_time(lambda: sum(range(100)), repeat=3, min_time=0.001) < 0.01
+    True
+    """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     repeat = _check_positive_int("repeat", repeat)
@@ -270,6 +381,25 @@ def mnist_like(n: int, *, seed: int = 0, dtype: DTypeLike = np.float64) -> Float
 
     Pixels are inked independently with MNIST's per-pixel profile (see `_ink_probability`); inked
     values are k/255 like MNIST bytes, about 40% of them near-saturated (k >= 250) as in MNIST.
+
+    Parameters
+    ----------
+    n : int
+        Rows.
+    seed : int, default 0
+        Seed of the draws.
+    dtype : float32 or float64
+        Float type.
+
+    Returns
+    -------
+    ndarray, shape (n, 784)
+
+    Examples
+    --------
+    >>> x = mnist_like(50)
+    >>> x.shape, bool(0.7 < (x == 0).mean() < 0.9)
+    ((50, 784), True)
     """
     n = _check_positive_int("n", n)
     rng = np.random.default_rng(seed)
@@ -280,7 +410,27 @@ def mnist_like(n: int, *, seed: int = 0, dtype: DTypeLike = np.float64) -> Float
 
 
 def dense_inputs(n: int, d: int, *, seed: int = 0, dtype: DTypeLike = np.float64) -> FloatArray:
-    """(n, d) uniform random inputs in (0, 1): no zeros for the structure-aware kernel to skip."""
+    """(n, d) uniform random inputs in (0, 1): no zeros for the structure-aware kernel to skip.
+
+    Parameters
+    ----------
+    n, d : int
+        Rows and columns.
+    seed : int, default 0
+        Seed of the draws.
+    dtype : float32 or float64
+        Float type.
+
+    Returns
+    -------
+    ndarray, shape (n, d)
+
+    Examples
+    --------
+    >>> x = dense_inputs(3, 4)
+    >>> x.shape, bool((x > 0).all())
+    ((3, 4), True)
+    """
     n = _check_positive_int("n", n)
     d = _check_positive_int("d", d)
     rng = np.random.default_rng(seed)
@@ -288,14 +438,54 @@ def dense_inputs(n: int, d: int, *, seed: int = 0, dtype: DTypeLike = np.float64
 
 
 def random_labels(n: int, n_classes: int, *, seed: int = 0) -> NDArray[np.int64]:
-    """(n,) int64 class indices uniform in [0, n_classes)."""
+    """(n,) int64 class indices uniform in [0, n_classes).
+
+    Parameters
+    ----------
+    n : int
+        Labels.
+    n_classes : int
+        Classes.
+    seed : int, default 0
+        Seed of the draws.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+
+    Examples
+    --------
+    >>> t = random_labels(100, 10)
+    >>> t.dtype, int(t.min()) >= 0, int(t.max()) < 10
+    (dtype('int64'), True, True)
+    """
     n = _check_positive_int("n", n)
     n_classes = _check_positive_int("n_classes", n_classes)
     return np.random.default_rng(seed + 1).integers(0, n_classes, size=n).astype(np.int64)
 
 
 def parse_net(spec: object) -> tuple[int, int, int]:
-    """(input, hidden, output) sizes from 'D-H-C' text or a 3-tuple of positive ints."""
+    """(input, hidden, output) sizes from 'D-H-C' text or a 3-tuple of positive ints.
+
+    Parameters
+    ----------
+    spec : str or sequence of int
+        ``"784-50-10"`` or ``(784, 50, 10)``.
+
+    Returns
+    -------
+    (int, int, int)
+
+    Raises
+    ------
+    ValueError
+        Not three positive sizes with at least 2 classes.
+
+    Examples
+    --------
+    >>> parse_net("784-50-10"), parse_net((20, 8, 10))
+    ((784, 50, 10), (20, 8, 10))
+    """
     if isinstance(spec, str):
         parts = spec.replace("x", "-").split("-")
         try:
@@ -380,7 +570,41 @@ def _kernel_cases(name: str, batch: int, dtype: DTypeLike, net: tuple[int, int, 
 def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Iterable[DTypeLike] = ("float64", "float32"),
                   *, kernels: Iterable[str] = KERNELS, net: NetSpec = DEFAULT_NET, repeat: int = 5,
                   min_time: float = 0.01, progress: Progress = None) -> list[Comparison]:
-    """Each compiled kernel beside its NumPy reference twin, for every batch size and dtype."""
+    """Each compiled kernel beside its NumPy reference twin, for every batch size and dtype.
+
+    Parameters
+    ----------
+    batch_sizes : iterable of int
+        Batch sizes.
+    dtypes : iterable of dtype-like
+        float32 and/or float64.
+    kernels : iterable of str
+        Names from `KERNELS`.
+    net : str or sequence of int
+        The network's sizes.
+    repeat : int, default 5
+        Repetitions per timing.
+    min_time : float, default 0.01
+        Seconds a repetition lasts at least.
+    progress : callable, optional
+        Receives a message per kernel.
+
+    Returns
+    -------
+    list of Comparison
+        One per kernel, dtype and batch size.
+
+    Raises
+    ------
+    ValueError
+        An unknown kernel or a bad size.
+
+    Examples
+    --------
+    >>> rows = bench_kernels((2,), ("float64",), kernels=("sigmoid",), net="20-8-10", repeat=1, min_time=0)
+    >>> [(r.kernel, r.size, r.dtype) for r in rows]
+    [('sigmoid', '(2,8)', 'float64')]
+    """
     net = parse_net(net)
     batch_sizes = [_check_positive_int("batch size", b) for b in batch_sizes]
     dtypes = [_dtype_name(dt) for dt in dtypes]
@@ -431,6 +655,32 @@ def reference_per_parameter_seconds(f: Callable[[FloatArray], object], p: FloatA
 
     The entries are timed `chunk` at a time, `repeat` rounds over all chunks, so a burst of load
     from elsewhere on the machine spoils a few samples rather than the whole estimate.
+
+    Parameters
+    ----------
+    f : callable
+        The loss, called with `p` perturbed in place.
+    p : ndarray
+        The parameter array.
+    idx : array_like of int
+        Flat indices of the entries to time.
+    h : float, default 1e-4
+        The step.
+    repeat : int, default 3
+        Rounds over all chunks.
+    chunk : int, default 10
+        Entries per timing sample.
+
+    Returns
+    -------
+    float
+        Median seconds per entry.
+
+    Examples
+    --------
+    >>> w = np.zeros(20)
+    >>> reference_per_parameter_seconds(lambda v: float(np.sum(w ** 2)), w, np.arange(5), repeat=1) > 0
+    True
     """
     from fastnet import reference
 
@@ -453,6 +703,32 @@ def reference_numerical_gradient_time(ref_net: Any, x: FloatArray, t: NDArray[An
 
     Each parameter array is timed on `subset` entries spread over it (whole when smaller); its time
     is the median per-entry time times its size.
+
+    Parameters
+    ----------
+    ref_net : fastnet.reference.TwoLayerNet
+        The book's network.
+    x, t : ndarray
+        The batch.
+    subset : int, default 200
+        Entries timed per parameter array.
+    h : float, default 1e-4
+        The step.
+    repeat : int, default 3
+        Rounds.
+
+    Returns
+    -------
+    (float, int, int)
+
+    Examples
+    --------
+    >>> from fastnet import reference
+    >>> net = reference.TwoLayerNet(4, 3, 2, seed=0)
+    >>> seconds, timed, total = reference_numerical_gradient_time(net, np.ones((2, 4)), np.array([0, 1]),
+    ...                                                           subset=2, repeat=1)
+    >>> timed, total
+    (8, 23)
     """
     subset = _check_positive_int("subset", subset)
     total_s, timed, total = 0.0, 0, 0
@@ -476,6 +752,36 @@ def bench_numerical_gradient(net: NetSpec = DEFAULT_NET, batch: int = 100, *, da
 
     The reference time is extrapolated from `subset` entries per parameter array (see module doc).
     The row's extra fields hold fastnet's backprop time and numerical-gradient / backprop ratio.
+
+    Parameters
+    ----------
+    net : str or sequence of int
+        The network's sizes.
+    batch : int, default 100
+        The batch.
+    data : {"mnist-like", "dense"}
+        The inputs.
+    dtype : float32 or float64
+        Float type.
+    subset : int, default 200
+        Entries per parameter array the reference is timed on.
+    repeat : int, default 5
+        Repetitions per timing.
+    h : float, default 1e-4
+        The step.
+    seed : int, default 0
+        Seed of the data and the net.
+
+    Returns
+    -------
+    Comparison
+        With backprop's time and the ratio in ``extra``.
+
+    Examples
+    --------
+    >>> row = bench_numerical_gradient("20-4-10", 4, subset=2, repeat=1)
+    >>> row.reference_extrapolated, row.total_params
+    (True, 134)
     """
     import fastnet
     from fastnet import reference
@@ -530,6 +836,33 @@ def bench_numerical_gradient_loop(net: NetSpec = DEFAULT_NET, batch: int = 100, 
 
     The reference perturbs every entry of W2 (`reference_repeat` rounds, default `repeat`); its
     time is the median per-entry time (chunks of 25) times W2's size.
+
+    Parameters
+    ----------
+    net : str or sequence of int
+        The network's sizes.
+    batch : int, default 100
+        The batch.
+    dtype : float32 or float64
+        Float type.
+    repeat : int, default 5
+        Repetitions of fastnet's timing.
+    reference_repeat : int, optional
+        Rounds of the reference (default: `repeat`).
+    h : float, default 1e-4
+        The step.
+    seed : int, default 0
+        Seed of the data and the net.
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    >>> row = bench_numerical_gradient_loop("20-4-10", 4, repeat=1)
+    >>> row.kernel, row.total_params
+    ('numerical_gradient loop (W2)', 40)
     """
     import fastnet
     from fastnet import reference
@@ -564,7 +897,29 @@ def bench_numerical_gradient_loop(net: NetSpec = DEFAULT_NET, batch: int = 100, 
 def bench_blas_after_parallel(net: NetSpec = DEFAULT_NET, batch: int = 100, *, repeat: int = 21,
                               seed: int = 0) -> dict[str, Any]:
     """Seconds of one NumPy BLAS call (the reference forward pass) alone and right after fastnet's
-    parallel numerical gradient: spinning OpenMP/BLAS threads show up as a slowdown > 1."""
+    parallel numerical gradient: spinning OpenMP/BLAS threads show up as a slowdown > 1.
+
+    Parameters
+    ----------
+    net : str or sequence of int
+        The network's sizes.
+    batch : int, default 100
+        The batch.
+    repeat : int, default 21
+        Samples of each side.
+    seed : int, default 0
+        Seed of the data and the net.
+
+    Returns
+    -------
+    dict
+        ``call``, ``repeat``, ``alone_s``, ``after_parallel_s`` and ``slowdown``.
+
+    Examples
+    --------
+    >>> sorted(bench_blas_after_parallel("20-4-10", 4, repeat=1))
+    ['after_parallel_s', 'alone_s', 'call', 'repeat', 'slowdown']
+    """
     import fastnet
     from fastnet import reference
 
@@ -636,6 +991,43 @@ def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequenc
     quick: fewer sizes, repetitions and reference parameters (under a minute here). `net`/`batch`
     set the network and batch of the numerical-gradient rows (default 784-50-10, batch 100); the
     full run adds 784-100-10 at batch 256 when the default net is used.
+
+    Parameters
+    ----------
+    quick : bool, default False
+        The short run.
+    threads : int, optional
+        numba threads for fastnet's kernels (restored afterwards).
+    batch_sizes : sequence of int, optional
+        Batch sizes of the kernel rows.
+    dtypes : sequence of str, optional
+        float32 and/or float64.
+    net : str or sequence of int, optional
+        The network of every row.
+    batch : int, optional
+        The batch of the numerical-gradient rows.
+    subset : int, optional
+        Entries per parameter array the reference numerical gradient is timed on.
+    repeat : int, optional
+        Repetitions per timing.
+    progress : callable, optional
+        Receives a message per step.
+
+    Returns
+    -------
+    BenchReport
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument.
+
+    Examples
+    --------
+    >>> report = run(quick=True, batch_sizes=[2], dtypes=["float64"], net="20-4-10", batch=4, subset=2,
+    ...              repeat=1)
+    >>> len(report.kernels), [row.kernel for row in report.numerical_gradient][:1]
+    (7, ['numerical_gradient (mnist-like)'])
     """
     import numba
 

@@ -35,6 +35,7 @@ PUBLIC_MODULES = (
     "fastnet.cli",
     "fastnet.validation",
     "fastnet.methods",
+    "fastnet.bench",
 )
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
