@@ -17,6 +17,7 @@ time was extrapolated and from how many parameters.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -817,8 +818,12 @@ def bench_numerical_gradient(net: NetSpec = DEFAULT_NET, batch: int = 100, *, da
                       reference_params=timed, total_params=total, extra=extra)
 
 
+@functools.lru_cache(maxsize=None)
 def _w2_loss_jit() -> Any:
-    """An @njit scalar loss of W2 alone (other parameters as extra arguments), compiled on first use."""
+    """An @njit scalar loss of W2 alone (other parameters as extra arguments), compiled on first use.
+
+    One dispatcher per process, so repeated benchmarks reuse its compiled specialisations.
+    """
     import numba
     import kernels
 

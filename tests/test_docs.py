@@ -36,6 +36,13 @@ PUBLIC_MODULES = (
     "fastnet.validation",
     "fastnet.methods",
     "fastnet.bench",
+    "fastnet.commands.argtypes",
+    "fastnet.commands.data",
+    "fastnet.commands.batch",
+    "fastnet.commands.gradcheck",
+    "fastnet.commands.steps",
+    "fastnet.commands.train",
+    "fastnet.commands.bench",
 )
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -17,17 +17,77 @@ def _int_at_least(text: str, low: int, expected: str) -> int:
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1."""
+    """An integer >= 1.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer >= 1.
+
+    Examples
+    --------
+    >>> positive_int("12")
+    12
+    """
     return _int_at_least(text, 1, "a positive integer")
 
 
 def nonnegative_int(text: str) -> int:
-    """An integer >= 0."""
+    """An integer >= 0.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer >= 0.
+
+    Examples
+    --------
+    >>> nonnegative_int("0")
+    0
+    """
     return _int_at_least(text, 0, "a non-negative integer")
 
 
 def positive_float(text: str) -> float:
-    """A finite number > 0."""
+    """A finite number > 0.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not a finite number > 0.
+
+    Examples
+    --------
+    >>> positive_float("1e-4")
+    0.0001
+    """
     try:
         v = float(text)
     except ValueError:

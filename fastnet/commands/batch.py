@@ -17,7 +17,21 @@ if TYPE_CHECKING:
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
-    """--data, --batch, --hidden, --seed, --dtype, --train-iters, --threads."""
+    """--data, --batch, --hidden, --seed, --dtype, --train-iters, --threads.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_batch_arguments(parser)
+    >>> parser.parse_args(["--data", "synthetic"]).batch
+    100
+    """
     parser.add_argument("--data", default="digits", metavar="digits|mnist|mnist-test|synthetic|PATH",
                         help="where the batch comes from: a data set name as in `fastnet train`, or "
                              "synthetic (784 inputs, 81%% exact zeros, no data needed); default: digits")
@@ -33,7 +47,34 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_batch(args: argparse.Namespace) -> tuple[TwoLayerNet, FloatArray, NDArray[Any], str]:
-    """(net, x, t, description) from parsed arguments."""
+    """(net, x, t, description) from parsed arguments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed `add_batch_arguments` options.
+
+    Returns
+    -------
+    (TwoLayerNet, ndarray, ndarray, str)
+        The net, the batch's inputs and labels, and a one-line description.
+
+    Raises
+    ------
+    ValueError
+        An unknown --data value (the message lists the accepted ones).
+    ImportError, OSError
+        The data set cannot be loaded.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_batch_arguments(parser)
+    >>> net, x, t, desc = make_batch(parser.parse_args(["--data", "synthetic", "--batch", "4", "--hidden", "3"]))
+    >>> x.shape, desc
+    ((4, 784), 'net 784-3-10 float64, batch 4 of synthetic MNIST-like data, initial weights')
+    """
     from fastnet import TwoLayerNet, datasets
 
     rng = np.random.default_rng(args.seed)

@@ -12,7 +12,26 @@ T10K_SPLIT = (8000, 2000)
 
 
 def check_data_name(data: str, extra: tuple[str, ...] = ()) -> str | None:
-    """None when `data` names a data set (or one of `extra`) or an existing directory, else the error text."""
+    """None when `data` names a data set (or one of `extra`) or an existing directory, else the error text.
+
+    Parameters
+    ----------
+    data : str
+        The --data value.
+    extra : tuple of str
+        Names the command accepts besides the data sets (e.g. ``("synthetic",)``).
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> check_data_name("digits") is None
+    True
+    >>> print(check_data_name("nosuch", extra=("synthetic",)))
+    --data must be one of digits, mnist, mnist-test, synthetic or a directory ...; 'nosuch' is neither
+    """
     names = (*datasets.DATASET_NAMES, *extra)
     if data in names or Path(data).expanduser().is_dir():
         return None
@@ -21,7 +40,28 @@ def check_data_name(data: str, extra: tuple[str, ...] = ()) -> str | None:
 
 
 def t10k_only_note(data: str) -> str | None:
-    """The one-line note for a --data directory that holds only the t10k files, else None."""
+    """The one-line note for a --data directory that holds only the t10k files, else None.
+
+    Parameters
+    ----------
+    data : str
+        The --data value.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    ...     open(os.path.join(d, name), "wb").close()
+    >>> t10k_only_note(d).endswith("(as --data mnist-test does)")
+    True
+    >>> t10k_only_note("mnist") is None
+    True
+    """
     if data in datasets.DATASET_NAMES:
         return None
     directory = Path(data).expanduser()
@@ -41,7 +81,22 @@ def t10k_only_note(data: str) -> str | None:
 
 
 def load_error_text(exc: BaseException) -> str:
-    """The message of a loading error, with command-line advice when MNIST files are missing."""
+    """The message of a loading error, with command-line advice when MNIST files are missing.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What loading raised.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> load_error_text(ValueError("bad file"))
+    'bad file'
+    """
     if isinstance(exc, datasets.MNISTNotFoundError):
         return exc.cli_message()
     return str(exc)

@@ -16,6 +16,21 @@ HELP = "error of the numerical gradient against backprop for each method and ste
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of `fastnet steps` on `parser`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> parser.parse_args(["--num", "5"]).num
+    5
+    """
     add_batch_arguments(parser)
     parser.add_argument("--h-min", type=positive_float, default=1e-12, metavar="X", help="smallest step (default: 1e-12)")
     parser.add_argument("--h-max", type=positive_float, default=1.0, metavar="X", help="largest step (default: 1)")
@@ -29,6 +44,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fastnet steps` with parsed arguments; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a runtime failure, 2 for a usage error.
+
+    Examples
+    --------
+    >>> from fastnet.cli import build_parser
+    >>> run(build_parser().parse_args(["steps", "--data", "synthetic", "--batch", "4", "--hidden", "3",
+    ...                                "--num", "2", "--methods", "central", "--no-naive"]))
+    net 784-3-10 float64, batch 4 of synthetic MNIST-like data, initial weights
+    max |numerical - backprop| over all parameters ...
+    0
+    """
     from fastnet import step_study
 
     if args.h_min > args.h_max:

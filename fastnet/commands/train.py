@@ -21,7 +21,22 @@ TABLE_ROWS = 15
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `fastnet train`; the defaults are the book's settings on the bundled digits."""
+    """Options of `fastnet train`; the defaults are the book's settings on the bundled digits.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args([])
+    >>> args.iters, args.batch_size, args.lr, args.hidden
+    (10000, 100, 0.1, 50)
+    """
     parser.add_argument(
         "--data",
         default="digits",
@@ -56,7 +71,29 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the data, train, print the per-epoch table and a summary, write the three output files."""
+    """Load the data, train, print the per-epoch table and a summary, write the three output files.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a runtime failure, 2 for a usage error (including a missing optional
+        dependency).
+
+    Examples
+    --------
+    >>> import contextlib, io, os, tempfile
+    >>> from fastnet.cli import build_parser
+    >>> out = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     status = run(build_parser().parse_args(["train", "--iters", "3", "--no-progress", "--out", out]))
+    >>> status, sorted(os.listdir(out))
+    (0, ['curves.png', 'history.json', 'params.npz'])
+    """
     from fastnet import datasets
     from fastnet.io import save
     from fastnet.network import TwoLayerNet
