@@ -113,6 +113,16 @@ def test_public_callable_has_a_numpydoc_docstring_with_an_example(qualname):
         assert _section(doc, "Returns") or _section(doc, "Yields"), f"{qualname}: no Returns section"
 
 
+def test_every_module_of_the_package_is_checked():
+    import pkgutil
+
+    import fastnet
+
+    modules = {m.name for m in pkgutil.walk_packages(fastnet.__path__, "fastnet.")
+               if not m.ispkg and m.name.rsplit(".", 1)[-1] not in ("__main__", "_version", "_typing")}
+    assert modules <= set(PUBLIC_MODULES), sorted(modules - set(PUBLIC_MODULES))
+
+
 def test_the_api_list_covers_the_package_exports():
     import fastnet
 
