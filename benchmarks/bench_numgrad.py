@@ -74,7 +74,7 @@ class NumericalGradient:
         "ratio fastnet/reference (reference extrapolated from 100 W1 entries)")
 
     def track_numgrad_over_backprop(self, net, data):
-        """fastnet numerical gradient time / fastnet backprop time (issue 3 target: <= 6)."""
+        """fastnet numerical gradient time / fastnet backprop time (target: <= 6)."""
         fast = median_seconds(lambda: self.fnet.numerical_gradient(self.x, self.t), 15)
         bp = median_seconds(lambda: self.fnet.gradient(self.x, self.t), 15)
         return fast / bp

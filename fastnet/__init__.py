@@ -1,9 +1,14 @@
 """fastnet: the two-layer network of Deep Learning from Scratch ch. 4, with fast numerical differentiation.
 
-    import fastnet
-    net = fastnet.TwoLayerNet(784, 50, 10, seed=0)
-    grads = net.numerical_gradient(x, t)          # central differences, milliseconds
-    print(fastnet.gradient_check(net, x, t))      # backprop vs numerical, per parameter
+Installed as the distribution ``fastnet-dlfs`` (``pip install fastnet-dlfs``); imported as ``fastnet``.
+
+>>> import numpy as np
+>>> import fastnet
+>>> net = fastnet.TwoLayerNet(64, 50, 10, seed=0)
+>>> x, t = np.random.default_rng(0).random((100, 64)), np.arange(100) % 10
+>>> grads = net.numerical_gradient(x, t)          # central differences, milliseconds
+>>> fastnet.gradient_check(net, x, t).max_rel < 1e-5  # backprop vs numerical, per parameter
+True
 """
 
 from fastnet import datasets, reference

@@ -17,15 +17,25 @@ time was extrapolated and from how many parameters.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any, Union
 
 import numpy as np
+
+from fastnet._typing import DTypeLike, FloatArray, NDArray
+
+#: A network's sizes: (D, H, C), or text "D-H-C".
+NetSpec = Union[tuple[int, int, int], str, Sequence[int]]
+#: Receives one progress message at a time.
+Progress = Union[Callable[[str], None], None]
 
 __all__ = [
     "Comparison",
@@ -51,7 +61,8 @@ LARGE_NET = (784, 100, 10)
 LARGE_BATCH = 256
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
-# Speed targets of issue 3, printed next to the measured numbers (never asserted).
+# fastnet's speed targets for the structure-aware numerical gradient, printed next to the
+# measured numbers (never asserted).
 TARGETS = {
     "mnist_like_speedup_min": 3000.0,
     "dense_speedup_min": 500.0,
@@ -76,7 +87,25 @@ MNIST_ZERO_FRACTION = 0.8085
 
 @dataclass
 class Comparison:
-    """One row of the table: a reference time beside fastnet's, in seconds per call."""
+    """One row of the table: a reference time beside fastnet's, in seconds per call.
+
+    Parameters
+    ----------
+    kernel, size, dtype : str
+        What was timed, at which size, in which dtype.
+    reference_s, fastnet_s : float
+        Seconds per call of the reference and of fastnet.
+    reference_params, total_params : int, optional
+        Parameters the reference perturbed, and those of the full gradient, when it was extrapolated.
+    extra : dict
+        Further measurements, merged into `to_dict`.
+
+    Examples
+    --------
+    >>> row = Comparison("sigmoid", "(10,50)", "float64", 6e-6, 4e-6)
+    >>> round(row.speedup, 2), row.reference_extrapolated
+    (1.5, False)
+    """
 
     kernel: str
     size: str
@@ -85,7 +114,7 @@ class Comparison:
     fastnet_s: float
     reference_params: int | None = None  # parameters the reference actually perturbed
     total_params: int | None = None  # parameters of the full gradient
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def speedup(self) -> float:
@@ -98,8 +127,18 @@ class Comparison:
         return (self.reference_params is not None and self.total_params is not None
                 and self.reference_params < self.total_params)
 
-    def to_dict(self) -> dict:
-        """Plain dict for JSON, with the derived speedup and extrapolation flag."""
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON, with the derived speedup and extrapolation flag.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> Comparison("sigmoid", "(10,50)", "float64", 6e-6, 3e-6).to_dict()["speedup"]
+        2.0
+        """
         d = asdict(self)
         extra = d.pop("extra")
         d["speedup"] = self.speedup
@@ -110,15 +149,43 @@ class Comparison:
 
 @dataclass
 class BenchReport:
-    """Everything one `fastnet bench` run measured, printable as a table or as JSON."""
+    """Everything one `fastnet bench` run measured, printable as a table or as JSON.
+
+    Parameters
+    ----------
+    kernels, numerical_gradient : list of Comparison
+        The rows of the table.
+    blas_after_parallel : dict or None
+        The BLAS-after-parallel measurement (see `bench_blas_after_parallel`).
+    meta : dict
+        Threads, BLAS, CPUs, repetitions, elapsed seconds.
+
+    Examples
+    --------
+    >>> meta = {"numba_threads": 2, "threading_layer": "omp", "cpu_count": 2, "repeat": 3, "elapsed_s": 1.0}
+    >>> report = BenchReport([Comparison("sigmoid", "(10,50)", "float64", 6e-6, 3e-6)], [], None, meta)
+    >>> print(report.format_table().splitlines()[2])
+    sigmoid  (10,50)  float64    6 us     3 us     2.0x
+    """
 
     kernels: list[Comparison]
     numerical_gradient: list[Comparison]
-    blas_after_parallel: dict | None
-    meta: dict
+    blas_after_parallel: dict[str, Any] | None
+    meta: dict[str, Any]
 
-    def to_dict(self) -> dict:
-        """Machine-readable form (what `fastnet bench --json` prints)."""
+    def to_dict(self) -> dict[str, Any]:
+        """Machine-readable form (what `fastnet bench --json` prints).
+
+        Returns
+        -------
+        dict
+            ``meta``, ``targets``, ``kernels``, ``numerical_gradient``, ``blas_after_parallel``.
+
+        Examples
+        --------
+        >>> sorted(BenchReport([], [], None, {}).to_dict())
+        ['blas_after_parallel', 'kernels', 'meta', 'numerical_gradient', 'targets']
+        """
         return {
             "meta": self.meta,
             "targets": dict(TARGETS),
@@ -128,7 +195,20 @@ class BenchReport:
         }
 
     def format_table(self) -> str:
-        """The human-readable table: kernel, size, dtype, reference, fastnet, speedup, then notes."""
+        """The human-readable table: kernel, size, dtype, reference, fastnet, speedup, then notes.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        See `BenchReport`.
+
+        >>> meta = {"numba_threads": 1, "threading_layer": "omp", "cpu_count": 1, "repeat": 3, "elapsed_s": 2.0}
+        >>> BenchReport([], [], None, meta).format_table().splitlines()[0].split()
+        ['kernel', 'size', 'dtype', 'reference', 'fastnet', 'speedup']
+        """
         rows = self.kernels + self.numerical_gradient
         header = ("kernel", "size", "dtype", "reference", "fastnet", "speedup")
         body = []
@@ -139,7 +219,7 @@ class BenchReport:
         widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
         right = (False, False, False, True, True, True)
 
-        def line(r):
+        def line(r: Sequence[object]) -> str:
             return "  ".join(str(v).rjust(w) if ra else str(v).ljust(w)
                              for v, w, ra in zip(r, widths, right)).rstrip()
 
@@ -159,12 +239,12 @@ class BenchReport:
                         f"(backprop {format_seconds(c.extra['backprop_s'])})")
                 bound = c.extra.get("numgrad_over_backprop_target_max")
                 if bound is not None:
-                    note += (f"; issue 3 target <= {bound:g}x "
+                    note += (f"; target <= {bound:g}x "
                              f"({'met' if ratio <= bound else 'NOT met'})")
                 notes.append(note)
             target = c.extra.get("speedup_target_min")
             if target is not None:
-                notes.append(f"speedup, {label}: issue 3 target >= {target:,.0f}x "
+                notes.append(f"speedup, {label}: target >= {target:,.0f}x "
                              f"({'met' if c.speedup >= target else 'NOT met'})")
         for c in self.numerical_gradient:
             if c.extra.get("loss", "cross_entropy") == "cross_entropy":
@@ -201,7 +281,22 @@ class BenchReport:
 
 
 def format_seconds(s: float) -> str:
-    """A duration with a readable unit (ns, us, ms, s)."""
+    """A duration with a readable unit (ns, us, ms, s).
+
+    Parameters
+    ----------
+    s : float
+        Seconds.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_seconds(0.00123), format_seconds(2.5e-8), format_seconds(3.0)
+    ('1.23 ms', '25 ns', '3 s')
+    """
     if not math.isfinite(s):
         return str(s)
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
@@ -210,7 +305,7 @@ def format_seconds(s: float) -> str:
     return f"{s / 1e-9:.3g} ns"
 
 
-def _check_positive_int(name, value):
+def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 1:
@@ -218,8 +313,35 @@ def _check_positive_int(name, value):
     return int(value)
 
 
-def median_time(fn, *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1) -> float:
-    """Median seconds per call of `fn()` over `repeat` repetitions, after `warmup` untimed calls."""
+def median_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1) -> float:
+    """Median seconds per call of `fn()` over `repeat` repetitions, after `warmup` untimed calls.
+
+    Parameters
+    ----------
+    fn : callable
+        Called without arguments.
+    repeat : int, default 5
+        Repetitions; the median is returned.
+    min_time : float, default 0.01
+        Seconds a repetition lasts at least (short calls are looped).
+    warmup : int, default 1
+        Untimed calls first.
+
+    Returns
+    -------
+    float
+        Seconds per call.
+
+    Raises
+    ------
+    TypeError, ValueError
+        fn not callable, or a bad count.
+
+    Examples
+    --------
+    >>> median_time(lambda: sum(range(100)), repeat=3, min_time=0.001) < 0.01
+    True
+    """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     repeat = _check_positive_int("repeat", repeat)
@@ -232,7 +354,7 @@ def median_time(fn, *, repeat: int = 5, min_time: float = 0.01, warmup: int = 1)
     # Calibrate how many calls one repetition needs to last min_time; a first run that is already
     # long enough counts as a sample.
     number = 1
-    samples = []
+    samples: list[float] = []
     while True:
         t0 = time.perf_counter()
         for _ in range(number):
@@ -265,14 +387,33 @@ def _ink_probability() -> np.ndarray:
     for _ in range(60):  # bisection on the scale: the cap makes the mean nonlinear in it
         scale = (lo + hi) / 2
         lo, hi = (scale, hi) if np.minimum(scale * blob, 0.72).mean() < target else (lo, scale)
-    return np.minimum(scale * blob, 0.72).reshape(-1)
+    return np.minimum(scale * blob, 0.72).reshape(-1)  # type: ignore[no-any-return]
 
 
-def mnist_like(n: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
+def mnist_like(n: int, *, seed: int = 0, dtype: DTypeLike = np.float64) -> FloatArray:
     """(n, 784) synthetic digits in [0, 1]: about 81% exact zeros, ink concentrated mid-image.
 
     Pixels are inked independently with MNIST's per-pixel profile (see `_ink_probability`); inked
     values are k/255 like MNIST bytes, about 40% of them near-saturated (k >= 250) as in MNIST.
+
+    Parameters
+    ----------
+    n : int
+        Rows.
+    seed : int, default 0
+        Seed of the draws.
+    dtype : float32 or float64
+        Float type.
+
+    Returns
+    -------
+    ndarray, shape (n, 784)
+
+    Examples
+    --------
+    >>> x = mnist_like(50)
+    >>> x.shape, bool(0.7 < (x == 0).mean() < 0.9)
+    ((50, 784), True)
     """
     n = _check_positive_int("n", n)
     rng = np.random.default_rng(seed)
@@ -282,23 +423,83 @@ def mnist_like(n: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
     return np.where(inked, k / 255.0, 0.0).astype(dtype)
 
 
-def dense_inputs(n: int, d: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
-    """(n, d) uniform random inputs in (0, 1): no zeros for the structure-aware kernel to skip."""
+def dense_inputs(n: int, d: int, *, seed: int = 0, dtype: DTypeLike = np.float64) -> FloatArray:
+    """(n, d) uniform random inputs in (0, 1): no zeros for the structure-aware kernel to skip.
+
+    Parameters
+    ----------
+    n, d : int
+        Rows and columns.
+    seed : int, default 0
+        Seed of the draws.
+    dtype : float32 or float64
+        Float type.
+
+    Returns
+    -------
+    ndarray, shape (n, d)
+
+    Examples
+    --------
+    >>> x = dense_inputs(3, 4)
+    >>> x.shape, bool((x > 0).all())
+    ((3, 4), True)
+    """
     n = _check_positive_int("n", n)
     d = _check_positive_int("d", d)
     rng = np.random.default_rng(seed)
     return (1.0 - rng.random((n, d))).astype(dtype)
 
 
-def random_labels(n: int, n_classes: int, *, seed: int = 0) -> np.ndarray:
-    """(n,) int64 class indices uniform in [0, n_classes)."""
+def random_labels(n: int, n_classes: int, *, seed: int = 0) -> NDArray[np.int64]:
+    """(n,) int64 class indices uniform in [0, n_classes).
+
+    Parameters
+    ----------
+    n : int
+        Labels.
+    n_classes : int
+        Classes.
+    seed : int, default 0
+        Seed of the draws.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+
+    Examples
+    --------
+    >>> t = random_labels(100, 10)
+    >>> t.dtype, int(t.min()) >= 0, int(t.max()) < 10
+    (dtype('int64'), True, True)
+    """
     n = _check_positive_int("n", n)
     n_classes = _check_positive_int("n_classes", n_classes)
     return np.random.default_rng(seed + 1).integers(0, n_classes, size=n).astype(np.int64)
 
 
-def parse_net(spec) -> tuple[int, int, int]:
-    """(input, hidden, output) sizes from 'D-H-C' text or a 3-tuple of positive ints."""
+def parse_net(spec: object) -> tuple[int, int, int]:
+    """(input, hidden, output) sizes from 'D-H-C' text or a 3-tuple of positive ints.
+
+    Parameters
+    ----------
+    spec : str or sequence of int
+        ``"784-50-10"`` or ``(784, 50, 10)``.
+
+    Returns
+    -------
+    (int, int, int)
+
+    Raises
+    ------
+    ValueError
+        Not three positive sizes with at least 2 classes.
+
+    Examples
+    --------
+    >>> parse_net("784-50-10"), parse_net((20, 8, 10))
+    ((784, 50, 10), (20, 8, 10))
+    """
     if isinstance(spec, str):
         parts = spec.replace("x", "-").split("-")
         try:
@@ -306,15 +507,15 @@ def parse_net(spec) -> tuple[int, int, int]:
         except ValueError:
             raise ValueError(f"net must look like 784-50-10 (input-hidden-output), got {spec!r}")
     else:
-        sizes = tuple(spec)
+        sizes = tuple(spec)  # type: ignore[arg-type]  # not iterable: TypeError, as before
     if len(sizes) != 3 or any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
         raise ValueError(f"net must be three positive sizes input-hidden-output, got {spec!r}")
     if sizes[2] < 2:
         raise ValueError(f"net needs at least 2 output classes, got {spec!r}")
-    return tuple(int(s) for s in sizes)
+    return int(sizes[0]), int(sizes[1]), int(sizes[2])
 
 
-def _inputs(kind, n, d, dtype, seed=0):
+def _inputs(kind: str, n: int, d: int, dtype: DTypeLike, seed: int = 0) -> FloatArray:
     if kind == "mnist-like":
         if d != 784:
             # Same ink rate, no spatial layout: a flat random mask for non-28x28 inputs.
@@ -328,11 +529,12 @@ def _inputs(kind, n, d, dtype, seed=0):
     raise ValueError(f"data must be 'mnist-like' or 'dense', got {kind!r}")
 
 
-def _net_label(net, batch):
+def _net_label(net: tuple[int, int, int], batch: int) -> str:
     return f"{'-'.join(map(str, net))} b{batch}"
 
 
-def _kernel_cases(name, batch, dtype, net, seed=0):
+def _kernel_cases(name: str, batch: int, dtype: DTypeLike, net: tuple[int, int, int],
+                  seed: int = 0) -> tuple[str, Callable[[], object], Callable[[], object]]:
     """(size label, fastnet callable, reference callable) for one kernel at one size."""
     import kernels
     from fastnet import reference
@@ -387,10 +589,44 @@ def _kernel_cases(name, batch, dtype, net, seed=0):
     raise ValueError(f"unknown kernel {name!r}; expected one of {', '.join(KERNELS)}")
 
 
-def bench_kernels(batch_sizes=(1, 10, 100, 1000), dtypes=("float64", "float32"), *,
-                  kernels=KERNELS, net=DEFAULT_NET, repeat=5, min_time=0.01,
-                  progress=None) -> list[Comparison]:
-    """Each compiled kernel beside its NumPy reference twin, for every batch size and dtype."""
+def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Iterable[DTypeLike] = ("float64", "float32"),
+                  *, kernels: Iterable[str] = KERNELS, net: NetSpec = DEFAULT_NET, repeat: int = 5,
+                  min_time: float = 0.01, progress: Progress = None) -> list[Comparison]:
+    """Each compiled kernel beside its NumPy reference twin, for every batch size and dtype.
+
+    Parameters
+    ----------
+    batch_sizes : iterable of int
+        Batch sizes.
+    dtypes : iterable of dtype-like
+        float32 and/or float64.
+    kernels : iterable of str
+        Names from `KERNELS`.
+    net : str or sequence of int
+        The network's sizes.
+    repeat : int, default 5
+        Repetitions per timing.
+    min_time : float, default 0.01
+        Seconds a repetition lasts at least.
+    progress : callable, optional
+        Receives a message per kernel.
+
+    Returns
+    -------
+    list of Comparison
+        One per kernel, dtype and batch size.
+
+    Raises
+    ------
+    ValueError
+        An unknown kernel or a bad size.
+
+    Examples
+    --------
+    >>> rows = bench_kernels((2,), ("float64",), kernels=("sigmoid",), net="20-8-10", repeat=1, min_time=0)
+    >>> [(r.kernel, r.size, r.dtype) for r in rows]
+    [('sigmoid', '(2,8)', 'float64')]
+    """
     net = parse_net(net)
     batch_sizes = [_check_positive_int("batch size", b) for b in batch_sizes]
     dtypes = [_dtype_name(dt) for dt in dtypes]
@@ -408,18 +644,18 @@ def bench_kernels(batch_sizes=(1, 10, 100, 1000), dtypes=("float64", "float32"),
                 # otherwise slow the reference and flatter fastnet.
                 ref_s = median_time(ref, repeat=repeat, min_time=min_time)
                 fast_s = median_time(fast, repeat=repeat, min_time=min_time)
-                rows.append(Comparison(name, size, dtype, ref_s, fast_s))
+                rows.append(Comparison(name, size, str(dtype), ref_s, fast_s))
     return rows
 
 
-def _dtype_name(dt) -> str:
+def _dtype_name(dt: DTypeLike) -> str:
     try:
         dt = np.dtype(dt)
     except TypeError:
         raise TypeError(f"dtype must be float32 or float64, got {dt!r}")
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt.name
+    return str(dt.name)
 
 
 def _settle(seconds: float = 0.25) -> None:
@@ -428,18 +664,45 @@ def _settle(seconds: float = 0.25) -> None:
     time.sleep(seconds)
 
 
-def _subset_indices(size, subset):
+def _subset_indices(size: int, subset: int) -> NDArray[np.intp]:
     """Flat indices spread evenly over an array of `size` entries (all of them if size <= subset)."""
     if size <= subset:
         return np.arange(size)
     return np.unique(np.linspace(0, size - 1, subset).round().astype(np.intp))
 
 
-def reference_per_parameter_seconds(f, p, idx, *, h=1e-4, repeat=3, chunk=10) -> float:
+def reference_per_parameter_seconds(f: Callable[[FloatArray], object], p: FloatArray, idx: NDArray[Any], *,
+                                    h: float = 1e-4, repeat: int = 3, chunk: int = 10) -> float:
     """Median seconds the book's loop spends per perturbed entry of `p`, over chunks of `idx`.
 
     The entries are timed `chunk` at a time, `repeat` rounds over all chunks, so a burst of load
     from elsewhere on the machine spoils a few samples rather than the whole estimate.
+
+    Parameters
+    ----------
+    f : callable
+        The loss, called with `p` perturbed in place.
+    p : ndarray
+        The parameter array.
+    idx : array_like of int
+        Flat indices of the entries to time.
+    h : float, default 1e-4
+        The step.
+    repeat : int, default 3
+        Rounds over all chunks.
+    chunk : int, default 10
+        Entries per timing sample.
+
+    Returns
+    -------
+    float
+        Median seconds per entry.
+
+    Examples
+    --------
+    >>> w = np.zeros(20)
+    >>> reference_per_parameter_seconds(lambda v: float(np.sum(w ** 2)), w, np.arange(5), repeat=1) > 0
+    True
     """
     from fastnet import reference
 
@@ -456,16 +719,43 @@ def reference_per_parameter_seconds(f, p, idx, *, h=1e-4, repeat=3, chunk=10) ->
     return statistics.median(samples)
 
 
-def reference_numerical_gradient_time(ref_net, x, t, *, subset=200, h=1e-4, repeat=3):
+def reference_numerical_gradient_time(ref_net: Any, x: FloatArray, t: NDArray[Any], *, subset: int = 200,
+                                      h: float = 1e-4, repeat: int = 3) -> tuple[float, int, int]:
     """(extrapolated seconds, parameters timed, total parameters) of the book's full numerical gradient.
 
     Each parameter array is timed on `subset` entries spread over it (whole when smaller); its time
     is the median per-entry time times its size.
+
+    Parameters
+    ----------
+    ref_net : fastnet.reference.TwoLayerNet
+        The book's network.
+    x, t : ndarray
+        The batch.
+    subset : int, default 200
+        Entries timed per parameter array.
+    h : float, default 1e-4
+        The step.
+    repeat : int, default 3
+        Rounds.
+
+    Returns
+    -------
+    (float, int, int)
+
+    Examples
+    --------
+    >>> from fastnet import reference
+    >>> net = reference.TwoLayerNet(4, 3, 2, seed=0)
+    >>> seconds, timed, total = reference_numerical_gradient_time(net, np.ones((2, 4)), np.array([0, 1]),
+    ...                                                           subset=2, repeat=1)
+    >>> timed, total
+    (8, 23)
     """
     subset = _check_positive_int("subset", subset)
     total_s, timed, total = 0.0, 0, 0
 
-    def loss_W(W):
+    def loss_W(W: FloatArray) -> object:
         return ref_net.loss(x, t)
 
     for key in PARAM_NAMES:
@@ -477,13 +767,46 @@ def reference_numerical_gradient_time(ref_net, x, t, *, subset=200, h=1e-4, repe
     return total_s, timed, total
 
 
-def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", dtype="float64",
-                             subset=200, repeat=5, h=1e-4, seed=0, loss="cross_entropy") -> Comparison:
+def bench_numerical_gradient(net: NetSpec = DEFAULT_NET, batch: int = 100, *, data: str = "mnist-like",
+                             dtype: DTypeLike = "float64", subset: int = 200, repeat: int = 5, h: float = 1e-4,
+                             seed: int = 0, loss: str = "cross_entropy") -> Comparison:
     """Full numerical gradient: fastnet's structure-aware kernel beside the book's loop, plus backprop.
 
     The reference time is extrapolated from `subset` entries per parameter array (see module doc).
     The row's extra fields hold fastnet's backprop time and numerical-gradient / backprop ratio.
     `loss` is the net's loss ("cross_entropy" or "sum_squared"), for both sides.
+
+    Parameters
+    ----------
+    net : str or sequence of int
+        The network's sizes.
+    batch : int, default 100
+        The batch.
+    data : {"mnist-like", "dense"}
+        The inputs.
+    dtype : float32 or float64
+        Float type.
+    subset : int, default 200
+        Entries per parameter array the reference is timed on.
+    repeat : int, default 5
+        Repetitions per timing.
+    h : float, default 1e-4
+        The step.
+    seed : int, default 0
+        Seed of the data and the net.
+    loss : {"cross_entropy", "sum_squared"}
+        The net's loss, on both sides.
+
+    Returns
+    -------
+    Comparison
+        With backprop's time and the ratio in ``extra``.
+
+    Examples
+    --------
+    >>> row = bench_numerical_gradient("20-4-10", 4, subset=2, repeat=1)
+    >>> row.reference_extrapolated, row.total_params
+    (True, 134)
     """
     import fastnet
     from fastnet import reference
@@ -510,7 +833,7 @@ def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", d
         "loss": loss,
     }
     if dtype == "float64" and net == DEFAULT_NET and batch == 100 and loss == "cross_entropy":
-        # issue 3's targets: MNIST-like >= 3000x the reference and <= 6x backprop; dense >= 500x
+        # the targets: MNIST-like >= 3000x the reference and <= 6x backprop; dense >= 500x
         if data == "mnist-like":
             extra["speedup_target_min"] = TARGETS["mnist_like_speedup_min"]
             extra["numgrad_over_backprop_target_max"] = TARGETS["numgrad_over_backprop_max"]
@@ -521,24 +844,56 @@ def bench_numerical_gradient(net=DEFAULT_NET, batch=100, *, data="mnist-like", d
                       reference_params=timed, total_params=total, extra=extra)
 
 
-def _w2_loss_jit():
-    """An @njit scalar loss of W2 alone (other parameters as extra arguments), compiled on first use."""
+@functools.lru_cache(maxsize=None)
+def _w2_loss_jit() -> Any:
+    """An @njit scalar loss of W2 alone (other parameters as extra arguments), compiled on first use.
+
+    One dispatcher per process, so repeated benchmarks reuse its compiled specialisations.
+    """
     import numba
     import kernels
 
     @numba.njit
-    def w2_loss(W2, x, t, W1, b1, b2):
+    def w2_loss(W2: Any, x: Any, t: Any, W1: Any, b1: Any, b2: Any) -> Any:
         return kernels.two_layer_loss(x, t, W1, b1, W2, b2)
 
     return w2_loss
 
 
-def bench_numerical_gradient_loop(net=DEFAULT_NET, batch=100, *, dtype="float64", repeat=5,
-                                  reference_repeat=None, h=1e-4, seed=0) -> Comparison:
+def bench_numerical_gradient_loop(net: NetSpec = DEFAULT_NET, batch: int = 100, *, dtype: DTypeLike = "float64",
+                                  repeat: int = 5, reference_repeat: int | None = None, h: float = 1e-4,
+                                  seed: int = 0) -> Comparison:
     """Generic compiled loop `fastnet.numerical_gradient(njit_f, W2, args=...)` beside the book's loop on W2.
 
     The reference perturbs every entry of W2 (`reference_repeat` rounds, default `repeat`); its
     time is the median per-entry time (chunks of 25) times W2's size.
+
+    Parameters
+    ----------
+    net : str or sequence of int
+        The network's sizes.
+    batch : int, default 100
+        The batch.
+    dtype : float32 or float64
+        Float type.
+    repeat : int, default 5
+        Repetitions of fastnet's timing.
+    reference_repeat : int, optional
+        Rounds of the reference (default: `repeat`).
+    h : float, default 1e-4
+        The step.
+    seed : int, default 0
+        Seed of the data and the net.
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    >>> row = bench_numerical_gradient_loop("20-4-10", 4, repeat=1)
+    >>> row.kernel, row.total_params
+    ('numerical_gradient loop (W2)', 40)
     """
     import fastnet
     from fastnet import reference
@@ -555,7 +910,7 @@ def bench_numerical_gradient_loop(net=DEFAULT_NET, batch=100, *, dtype="float64"
     args = (x, t, W1, b1, b2)
     W2_ref = ref_net.params["W2"]
 
-    def loss_W(W):
+    def loss_W(W: FloatArray) -> object:
         return ref_net.loss(x, t)
 
     _settle()
@@ -570,9 +925,32 @@ def bench_numerical_gradient_loop(net=DEFAULT_NET, batch=100, *, dtype="float64"
                              "parameter": "W2"})
 
 
-def bench_blas_after_parallel(net=DEFAULT_NET, batch=100, *, repeat=21, seed=0) -> dict:
+def bench_blas_after_parallel(net: NetSpec = DEFAULT_NET, batch: int = 100, *, repeat: int = 21,
+                              seed: int = 0) -> dict[str, Any]:
     """Seconds of one NumPy BLAS call (the reference forward pass) alone and right after fastnet's
-    parallel numerical gradient: spinning OpenMP/BLAS threads show up as a slowdown > 1."""
+    parallel numerical gradient: spinning OpenMP/BLAS threads show up as a slowdown > 1.
+
+    Parameters
+    ----------
+    net : str or sequence of int
+        The network's sizes.
+    batch : int, default 100
+        The batch.
+    repeat : int, default 21
+        Samples of each side.
+    seed : int, default 0
+        Seed of the data and the net.
+
+    Returns
+    -------
+    dict
+        ``call``, ``repeat``, ``alone_s``, ``after_parallel_s`` and ``slowdown``.
+
+    Examples
+    --------
+    >>> sorted(bench_blas_after_parallel("20-4-10", 4, repeat=1))
+    ['after_parallel_s', 'alone_s', 'call', 'repeat', 'slowdown']
+    """
     import fastnet
     from fastnet import reference
 
@@ -583,16 +961,16 @@ def bench_blas_after_parallel(net=DEFAULT_NET, batch=100, *, repeat=21, seed=0) 
     fnet = fastnet.TwoLayerNet(*net, seed=seed)
     ref_net = reference.TwoLayerNet.from_params(fnet.params)
 
-    def blas():
+    def blas() -> object:
         return ref_net.predict(x)
 
-    def one_call_after(before):
+    def one_call_after(before: Callable[[], object]) -> float:
         before()
         t0 = time.perf_counter()
         blas()
         return time.perf_counter() - t0
 
-    def numgrad():
+    def numgrad() -> None:
         fnet.numerical_gradient(x, t)
 
     numgrad()
@@ -613,12 +991,12 @@ def _threading_layer() -> str:
     import numba
 
     try:
-        return numba.threading_layer()
+        return str(numba.threading_layer())  # type: ignore[attr-defined]
     except ValueError:  # no parallel kernel has run yet
         return "not initialised"
 
 
-def _blas_info() -> list | dict:
+def _blas_info() -> list[dict[str, Any]] | dict[str, Any]:
     """NumPy's BLAS libraries and their thread counts (threadpoolctl when installed, else the env)."""
     try:
         from threadpoolctl import threadpool_info
@@ -636,13 +1014,51 @@ def _blas_info() -> list | dict:
     return info
 
 
-def run(*, quick=False, threads=None, batch_sizes=None, dtypes=None, net=None, batch=None,
-        subset=None, repeat=None, progress=None) -> BenchReport:
+def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequence[int] | None = None,
+        dtypes: Sequence[str] | None = None, net: NetSpec | None = None, batch: int | None = None,
+        subset: int | None = None, repeat: int | None = None, progress: Progress = None) -> BenchReport:
     """Time every kernel and the numerical gradients against the reference; returns a BenchReport.
 
     quick: fewer sizes, repetitions and reference parameters (under a minute here). `net`/`batch`
     set the network and batch of the numerical-gradient rows (default 784-50-10, batch 100); the
     full run adds 784-100-10 at batch 256 when the default net is used.
+
+    Parameters
+    ----------
+    quick : bool, default False
+        The short run.
+    threads : int, optional
+        numba threads for fastnet's kernels (restored afterwards).
+    batch_sizes : sequence of int, optional
+        Batch sizes of the kernel rows.
+    dtypes : sequence of str, optional
+        float32 and/or float64.
+    net : str or sequence of int, optional
+        The network of every row.
+    batch : int, optional
+        The batch of the numerical-gradient rows.
+    subset : int, optional
+        Entries per parameter array the reference numerical gradient is timed on.
+    repeat : int, optional
+        Repetitions per timing.
+    progress : callable, optional
+        Receives a message per step.
+
+    Returns
+    -------
+    BenchReport
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument.
+
+    Examples
+    --------
+    >>> report = run(quick=True, batch_sizes=[2], dtypes=["float64"], net="20-4-10", batch=4, subset=2,
+    ...              repeat=1)
+    >>> len(report.kernels), [row.kernel for row in report.numerical_gradient][:1]
+    (7, ['numerical_gradient (mnist-like)'])
     """
     import numba
 

@@ -34,11 +34,14 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from typing import Any
 
 import numpy as np
 
+from fastnet._typing import NDArray
 from fastnet.download import DownloadError, download as _download, mirror_urls
 from fastnet.idx import read_mnist_images, read_mnist_labels
 
@@ -94,43 +97,132 @@ DATA_ENV = "FASTNET_DATA"
 DATASET_NAMES = ("digits", "mnist", "mnist-test")
 NUM_CLASSES = 10
 
+#: What every loader returns: ((x_train, t_train), (x_test, t_test)).
+Split = tuple[tuple[NDArray[Any], NDArray[Any]], tuple[NDArray[Any], NDArray[Any]]]
+#: A directory given as a string or a path object.
+PathArg = str | os.PathLike[str]
+
 
 class MNISTNotFoundError(FileNotFoundError):
-    """MNIST files are missing and could not be downloaded; the message says which, where, and how to fix it."""
+    """MNIST files are missing and could not be downloaded; the message says which, where, and how to fix it.
 
-    def __init__(self, missing: Sequence[str], searched: Sequence[tuple[Path, str]],
-                 failure: DownloadError | str | None = None, download: bool = True) -> None:
+    The message gives the advice of the Python API (``path=``, ``download=``, ``mirrors=``);
+    `cli_message` words the same facts for the ``fastnet`` command (``--data DIR``,
+    ``FASTNET_DATA``, ``FASTNET_MNIST_MIRRORS``).
+
+    Parameters
+    ----------
+    missing : iterable of str
+        Names of the files that were not found.
+    searched : iterable of (Path, str)
+        The directories looked in, each with where it came from.
+    failure : object, optional
+        Why the download failed (an exception or a message), if one was tried.
+    download : bool, default True
+        Whether downloading was allowed.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> err = MNISTNotFoundError(["t10k-labels-idx1-ubyte"], [(Path("/data"), "path argument")],
+    ...                          download=False)
+    >>> print(str(err).splitlines()[0])
+    MNIST files not found: t10k-labels-idx1-ubyte (each as NAME or NAME.gz).
+    >>> "--data DIR" in err.cli_message()
+    True
+    """
+
+    def __init__(self, missing: Iterable[str], searched: Iterable[tuple[Path, str]],
+                 failure: object = None, download: bool = True) -> None:
         self.missing = list(missing)
         self.searched = list(searched)
         self.failure = failure
+        self.download = download
+        super().__init__(self._message(cli=False))
+
+    def cli_message(self) -> str:
+        """The same report, with the advice a ``fastnet`` command-line user can follow.
+
+        Returns
+        -------
+        str
+            Which files are missing, where they were looked for, why downloading failed, and
+            how to provide them with ``--data DIR``, ``FASTNET_DATA`` or ``FASTNET_MNIST_MIRRORS``.
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> err = MNISTNotFoundError(["t10k-labels-idx1-ubyte"], [(Path("/data"), "$FASTNET_DATA")])
+        >>> print(err.cli_message().splitlines()[-1])  # doctest: +ELLIPSIS
+        To provide them: put the files in /data, or pass --data DIR ..., or set FASTNET_DATA to ...
+        """
+        return self._message(cli=True)
+
+    def _message(self, cli: bool) -> str:
         lines = [
             "MNIST files not found: " + ", ".join(self.missing) + " (each as NAME or NAME.gz).",
             "Looked in:",
-            *(f"  {d}  ({why})" for d, why in self.searched),
+            *(f"  {d}  ({'--data' if cli and why == 'path argument' else why})" for d, why in self.searched),
         ]
-        if not download:
-            lines.append("Downloading was disabled (download=False).")
-        elif failure is not None:
+        if not self.download:
+            lines.append("A --data directory is only read, never downloaded into." if cli
+                         else "Downloading was disabled (download=False).")
+        elif self.failure is not None:
             lines.append("Download failed:")
-            lines.extend("  " + line for line in str(failure).splitlines())
+            lines.extend("  " + line for line in str(self.failure).splitlines())
         target = self.searched[0][0]
-        lines.append(
-            f"To provide them: put the files in {target}, or set {DATA_ENV} to a directory holding them, "
-            f"or pass path=DIR; with network access, download=True fetches them from the mirrors "
-            f"(set {MIRRORS_ENV}=URL1,URL2 or pass mirrors=[...] to use others)."
-        )
-        super().__init__("\n".join(lines))
+        if cli:
+            lines.append(
+                f"To provide them: put the files in {target}, or pass --data DIR for a directory holding them, "
+                f"or set {DATA_ENV} to such a directory; with network access, --data mnist or --data mnist-test "
+                f"downloads them (set {MIRRORS_ENV}=URL1,URL2 to use other mirrors)."
+            )
+        else:
+            lines.append(
+                f"To provide them: put the files in {target}, or set {DATA_ENV} to a directory holding them, "
+                f"or pass path=DIR; with network access, download=True fetches them from the mirrors "
+                f"(set {MIRRORS_ENV}=URL1,URL2 or pass mirrors=[...] to use others)."
+            )
+        return "\n".join(lines)
 
 
 def default_cache_dir() -> Path:
-    """The per-user directory MNIST is cached in: $XDG_CACHE_HOME/fastnet/mnist or ~/.cache/fastnet/mnist."""
+    """The per-user directory MNIST is cached in: $XDG_CACHE_HOME/fastnet/mnist or ~/.cache/fastnet/mnist.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory (it may not exist yet).
+
+    Examples
+    --------
+    >>> default_cache_dir().parts[-2:]
+    ('fastnet', 'mnist')
+    """
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "fastnet" / "mnist"
 
 
-def mnist_search_dirs(path: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
-    """Directories searched for MNIST, in order, each with where it came from; downloads go to the first."""
+def mnist_search_dirs(path: str | os.PathLike[str] | None = None) -> list[tuple[Path, str]]:
+    """Directories searched for MNIST, in order, each with where it came from; downloads go to the first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A directory given by the caller: then it is the only one searched.
+
+    Returns
+    -------
+    list of (pathlib.Path, str)
+        Each directory with its origin: ``"path argument"``, ``"$FASTNET_DATA"`` or
+        ``"per-user cache"``.
+
+    Examples
+    --------
+    >>> mnist_search_dirs("/data/mnist")
+    [(PosixPath('/data/mnist'), 'path argument')]
+    """
     if path is not None:
         return [(Path(path).expanduser(), "path argument")]
     dirs = []
@@ -141,13 +233,13 @@ def mnist_search_dirs(path: str | os.PathLike | None = None) -> list[tuple[Path,
     return dirs
 
 
-def _check_flag(value, name: str) -> bool:
+def _check_flag(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
-def _check_path(path):
+def _check_path(path: object) -> PathArg | None:
     if path is None:
         return None
     if not isinstance(path, (str, os.PathLike)):
@@ -192,7 +284,7 @@ def _find(name: str, dirs: list[tuple[Path, str]]) -> Path | None:
     return None
 
 
-def _locate(names: Sequence[str], path: str | os.PathLike[str] | None, download: bool,
+def _locate(names: Sequence[str], path: PathArg | None, download: bool,
             mirrors: Sequence[str] | None) -> dict[str, Path]:
     """Find each of `names` in the search directories, downloading the missing ones when allowed."""
     dirs = mnist_search_dirs(path)
@@ -230,24 +322,25 @@ def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
 
 
 def _format(images: np.ndarray, labels: np.ndarray, normalize: bool, flatten: bool, one_hot_label: bool,
-            max_value: float):
+            max_value: float) -> tuple[NDArray[Any], NDArray[Any]]:
     """Images (N, rows, cols) and uint8 labels (N,) -> (x, t) in the layout the flags ask for."""
     n = images.shape[0]
     if normalize:
-        x = images.astype(np.float32)
+        x: NDArray[Any] = images.astype(np.float32)
         x /= np.float32(max_value)
     else:
         x = np.ascontiguousarray(images, dtype=np.uint8)
     x = x.reshape(n, -1) if flatten else x.reshape(n, 1, *images.shape[1:])
     if one_hot_label:
-        t = np.zeros((n, NUM_CLASSES), dtype=np.float32)
+        t: NDArray[Any] = np.zeros((n, NUM_CLASSES), dtype=np.float32)
         t[np.arange(n), labels] = 1.0
     else:
         t = np.ascontiguousarray(labels, dtype=np.uint8)
     return x, t
 
 
-def _check_common(normalize, flatten, one_hot_label, path, download):
+def _check_common(normalize: object, flatten: object, one_hot_label: object, path: object,
+                  download: object) -> tuple[bool, bool, bool, PathArg | None, bool]:
     return (
         _check_flag(normalize, "normalize"),
         _check_flag(flatten, "flatten"),
@@ -257,13 +350,61 @@ def _check_common(normalize, flatten, one_hot_label, path, download):
     )
 
 
-def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, path=None, download=True, mirrors=None):
+def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool = False, *,
+               path: PathArg | None = None, download: bool = True, mirrors: Sequence[str] | None = None) -> Split:
     """Load MNIST -> ((x_train (60000, 784), t_train (60000,)), (x_test (10000, 784), t_test (10000,))).
 
     The book's ``load_mnist``; shapes and dtypes follow the flags (see the module docstring, which
     also describes where the files are looked for, how they are downloaded and verified).
     Raises MNISTNotFoundError (a FileNotFoundError) when files are missing and cannot be
     downloaded, and ValueError naming the file when one is malformed.
+
+    Parameters
+    ----------
+    normalize : bool, default True
+        float32 pixels in [0, 1] instead of uint8 0..255.
+    flatten : bool, default True
+        Rows of 784 pixels instead of (N, 1, 28, 28).
+    one_hot_label : bool, default False
+        float32 one-hot rows (N, 10) instead of uint8 class indices.
+    path : str or os.PathLike, optional
+        The only directory to look in (and download into); default: ``$FASTNET_DATA``, then the
+        per-user cache.
+    download : bool, default True
+        Download missing files from the mirrors.
+    mirrors : sequence of str, optional
+        Base URLs to download from; default ``$FASTNET_MNIST_MIRRORS`` or `MNIST_MIRRORS`.
+
+    Returns
+    -------
+    ((x_train, t_train), (x_test, t_test))
+        60,000 training and 10,000 test images with their labels.
+
+    Raises
+    ------
+    MNISTNotFoundError
+        Files are missing and could not be downloaded.
+    TypeError, ValueError
+        A bad argument, or a malformed file (named in the message).
+
+    Examples
+    --------
+    A directory with tiny stand-ins for the four files (6 training and 4 test images):
+
+    >>> import os, shutil, tempfile
+    >>> import numpy as np
+    >>> def write_idx(path, array):  # magic 0x0000 08 NN, NN big-endian sizes, then the bytes
+    ...     sizes = b"".join(n.to_bytes(4, "big") for n in array.shape)
+    ...     with open(path, "wb") as f:
+    ...         f.write(bytes([0, 0, 8, array.ndim]) + sizes + array.astype(np.uint8).tobytes())
+    >>> d = tempfile.mkdtemp()
+    >>> for prefix, n in (("train", 6), ("t10k", 4)):
+    ...     write_idx(os.path.join(d, prefix + "-images-idx3-ubyte"), np.full((n, 28, 28), 255))
+    ...     write_idx(os.path.join(d, prefix + "-labels-idx1-ubyte"), np.arange(n))
+    >>> (x, t), (x_test, t_test) = load_mnist(path=d, download=False)
+    >>> x.shape, x.dtype, float(x.max()), t.tolist(), x_test.shape
+    ((6, 784), dtype('float32'), 1.0, [0, 1, 2, 3, 4, 5], (4, 784))
+    >>> shutil.rmtree(d)
     """
     normalize, flatten, one_hot_label, path, download = _check_common(
         normalize, flatten, one_hot_label, path, download
@@ -278,8 +419,9 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, *, path=None, 
     )
 
 
-def load_mnist_test_split(n_train=8000, normalize=True, flatten=True, one_hot_label=False, *, path=None,
-                          download=True, mirrors=None):
+def load_mnist_test_split(n_train: int = 8000, normalize: bool = True, flatten: bool = True,
+                          one_hot_label: bool = False, *, path: PathArg | None = None, download: bool = True,
+                          mirrors: Sequence[str] | None = None) -> Split:
     """Split the 10,000-image MNIST test set -> ((x (n_train, 784), t), (x (10000 - n_train, 784), t)).
 
     The first ``n_train`` images of the t10k files form the training set and the rest the test set,
@@ -287,6 +429,42 @@ def load_mnist_test_split(n_train=8000, normalize=True, flatten=True, one_hot_la
     Files are found (and, if missing, downloaded) as for ``load_mnist``. Note that the t10k file
     puts its 5,000 "easier" images (Census Bureau writers) first, so a test part drawn from the end
     comes from the harder half (high-school writers).
+
+    Parameters
+    ----------
+    n_train : int, default 8000
+        Images of the t10k file used for training; the rest are the test set.
+    normalize, flatten, one_hot_label, path, download, mirrors
+        As for `load_mnist`.
+
+    Returns
+    -------
+    ((x_train, t_train), (x_test, t_test))
+        ``n_train`` and ``10000 - n_train`` images with their labels.
+
+    Raises
+    ------
+    MNISTNotFoundError
+        The t10k files are missing and could not be downloaded.
+    TypeError, ValueError
+        A bad argument (n_train not below the number of images), or a malformed file.
+
+    Examples
+    --------
+    >>> import os, shutil, tempfile
+    >>> import numpy as np
+    >>> def write_idx(path, array):  # magic 0x0000 08 NN, NN big-endian sizes, then the bytes
+    ...     sizes = b"".join(n.to_bytes(4, "big") for n in array.shape)
+    ...     with open(path, "wb") as f:
+    ...         f.write(bytes([0, 0, 8, array.ndim]) + sizes + array.astype(np.uint8).tobytes())
+    >>> d = tempfile.mkdtemp()
+    >>> for prefix, n in (("train", 6), ("t10k", 4)):
+    ...     write_idx(os.path.join(d, prefix + "-images-idx3-ubyte"), np.full((n, 28, 28), 255))
+    ...     write_idx(os.path.join(d, prefix + "-labels-idx1-ubyte"), np.arange(n))
+    >>> (x, t), (x_test, t_test) = load_mnist_test_split(3, path=d, download=False)
+    >>> t.tolist(), t_test.tolist()
+    ([0, 1, 2], [3])
+    >>> shutil.rmtree(d)
     """
     if isinstance(n_train, (bool, np.bool_)) or not isinstance(n_train, (int, np.integer)):
         raise TypeError(f"n_train must be an int, got {type(n_train).__name__}")
@@ -308,7 +486,8 @@ def load_mnist_test_split(n_train=8000, normalize=True, flatten=True, one_hot_la
     )
 
 
-def load_digits(normalize=True, flatten=True, one_hot_label=False, *, test_fraction=0.2, seed=0):
+def load_digits(normalize: bool = True, flatten: bool = True, one_hot_label: bool = False, *,
+                test_fraction: float = 0.2, seed: int = 0) -> Split:
     """Load scikit-learn's 8x8 digits -> ((x_train (1438, 64), t_train), (x_test (359, 64), t_test)) by default.
 
     The 1,797 images (pixel values 0..16; divided by 16 when ``normalize``) are split per class:
@@ -317,6 +496,36 @@ def load_digits(normalize=True, flatten=True, one_hot_label=False, *, test_fract
     is then shuffled with the same generator. The split depends only on ``test_fraction`` and
     ``seed``. With the defaults: 1,438 training and 359 test images. Needs scikit-learn (the
     ``train`` extra), no network.
+
+    Parameters
+    ----------
+    normalize : bool, default True
+        float32 pixels in [0, 1] instead of uint8 0..16.
+    flatten : bool, default True
+        Rows of 64 pixels instead of (N, 1, 8, 8).
+    one_hot_label : bool, default False
+        float32 one-hot rows (N, 10) instead of uint8 class indices.
+    test_fraction : float, default 0.2
+        Share of each class put in the test set, strictly between 0 and 1.
+    seed : int, default 0
+        Seed of the split.
+
+    Returns
+    -------
+    ((x_train, t_train), (x_test, t_test))
+
+    Raises
+    ------
+    ImportError
+        scikit-learn is not installed.
+    TypeError, ValueError
+        A bad argument.
+
+    Examples
+    --------
+    >>> (x, t), (x_test, t_test) = load_digits()
+    >>> x.shape, x_test.shape, x.dtype
+    ((1438, 64), (359, 64), dtype('float32'))
     """
     normalize = _check_flag(normalize, "normalize")
     flatten = _check_flag(flatten, "flatten")
@@ -331,14 +540,15 @@ def load_digits(normalize=True, flatten=True, one_hot_label=False, *, test_fract
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as exc:
         raise ImportError(
-            'load_digits needs scikit-learn: pip install "fastnet[train]" (or pip install scikit-learn)'
+            'load_digits needs scikit-learn: pip install "fastnet-dlfs[train]" (or pip install scikit-learn)'
         ) from exc
 
     bunch = _sk_load_digits()
     images = bunch.images.astype(np.uint8)  # (1797, 8, 8), integer values 0..16
     labels = bunch.target.astype(np.uint8)
     rng = np.random.default_rng(seed)
-    train_idx, test_idx = [], []
+    train_idx: Any = []
+    test_idx: Any = []
     for c in range(NUM_CLASSES):
         members = rng.permutation(np.flatnonzero(labels == c))
         k = min(max(int(round(float(test_fraction) * members.size)), 1), members.size - 1)
@@ -352,7 +562,8 @@ def load_digits(normalize=True, flatten=True, one_hot_label=False, *, test_fract
     )
 
 
-def load(name, path=None, *, normalize=True, flatten=True, one_hot_label=False, download=True):
+def load(name: PathArg, path: PathArg | None = None, *, normalize: bool = True, flatten: bool = True,
+         one_hot_label: bool = False, download: bool = True) -> Split:
     """Load a data set by name, for the command line -> ((x_train, t_train), (x_test, t_test)).
 
     ``name`` is one of:
@@ -364,10 +575,38 @@ def load(name, path=None, *, normalize=True, flatten=True, one_hot_label=False, 
       ``load_mnist_test_split`` when it has the two t10k files (never downloads into it).
 
     A directory literally named like one of the names must be given as e.g. ``./digits``.
+
+    Parameters
+    ----------
+    name : str or os.PathLike
+        ``"digits"``, ``"mnist"``, ``"mnist-test"`` or a directory.
+    path : str or os.PathLike, optional
+        Directory of the MNIST files for ``"mnist"`` and ``"mnist-test"``.
+    normalize, flatten, one_hot_label, download
+        As for `load_mnist`.
+
+    Returns
+    -------
+    ((x_train, t_train), (x_test, t_test))
+
+    Raises
+    ------
+    MNISTNotFoundError
+        MNIST files are missing and could not be downloaded.
+    ImportError
+        ``"digits"`` without scikit-learn.
+    TypeError, ValueError
+        Not a data set name nor a directory, or another bad argument.
+
+    Examples
+    --------
+    >>> (x, t), (x_test, t_test) = load("digits")
+    >>> x.shape
+    (1438, 64)
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"name must be a str or os.PathLike, got {type(name).__name__}")
-    opts = {"normalize": normalize, "flatten": flatten, "one_hot_label": one_hot_label}
+    opts: dict[str, Any] = {"normalize": normalize, "flatten": flatten, "one_hot_label": one_hot_label}
     if isinstance(name, str) and name in DATASET_NAMES:
         if name == "digits":
             if path is not None:

@@ -55,7 +55,21 @@ _CHUNK = 1 << 16
 
 
 class DownloadError(RuntimeError):
-    """No mirror delivered a verified copy of a file; `attempts` holds (url, reason) pairs."""
+    """No mirror delivered a verified copy of a file; `attempts` holds (url, reason) pairs.
+
+    Parameters
+    ----------
+    name : str
+        The file that could not be downloaded.
+    attempts : sequence of (str, str)
+        Each URL tried and why it failed.
+
+    Examples
+    --------
+    >>> print(DownloadError("t10k-labels-idx1-ubyte", [("https://example.org/x.gz", "HTTP 404 Not Found")]))
+    could not download t10k-labels-idx1-ubyte:
+      https://example.org/x.gz: HTTP 404 Not Found
+    """
 
     def __init__(self, name: str, attempts: Sequence[tuple[str, str]]):
         self.name = name
@@ -366,5 +380,22 @@ def download(name: str, directory: str | os.PathLike[str], urls: Sequence[str], 
 
 
 def mirror_urls(mirrors: Sequence[str], filename: str) -> list[str]:
-    """Join each mirror base URL with `filename` -> list of full URLs, in the mirrors' order."""
+    """Join each mirror base URL with `filename` -> list of full URLs, in the mirrors' order.
+
+    Parameters
+    ----------
+    mirrors : sequence of str
+        Base URLs, with or without a trailing slash.
+    filename : str
+        The file's name.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> mirror_urls(["https://a.example/mnist", "https://b.example/data/"], "x.gz")
+    ['https://a.example/mnist/x.gz', 'https://b.example/data/x.gz']
+    """
     return [urllib.parse.urljoin(m if m.endswith("/") else m + "/", filename) for m in mirrors]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba.core import errors as numba_errors
 from numba.extending import is_jitted
 
 import kernels
+from fastnet._typing import NDArray
 from fastnet.methods import method_code, step_for
 from fastnet.threads import num_threads
 
 
-def _check_x(x):
+def _check_x(x: object) -> None:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a numpy array of floats, got {type(x).__name__}")
     if x.dtype.kind != "f":
@@ -23,8 +27,9 @@ def _check_x(x):
         raise ValueError("x contains NaN or inf")
 
 
-def numerical_gradient(f, x, h=None, method="central", *, args=(), threads=None):
-    """Gradient of the scalar f(x, *args) at x by perturbing each entry: an array shaped like x.
+def numerical_gradient(f: Callable[..., Any], x: NDArray[Any], h: float | None = None, method: str = "central", *,
+                       args: tuple[Any, ...] = (), threads: int | None = None) -> NDArray[Any]:
+    """Gradient of the scalar ``f(x, *args)`` at x by perturbing each entry: an array shaped like x.
 
     The book's `numerical_gradient(f, x)`, extended. method "central" (default), "forward",
     "backward" (finite differences at step h, default 1e-4) or "complex" (Im f(x + i h e_p) / h,
@@ -36,6 +41,44 @@ def numerical_gradient(f, x, h=None, method="central", *, args=(), threads=None)
       (so f may ignore its argument and read x through a closure), and restores every entry bit
       for bit, also when f raises. x must then be writable. For method="complex" f receives a
       complex copy of x and must compute from its argument.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x, *args)`` returning a real scalar; an ``@numba.njit`` function runs compiled.
+    x : ndarray of float
+        The point, any shape, finite; float32 or float64 for an ``@njit`` f.
+    h : float, optional
+        Step, finite and > 0; default 1e-4, or 1e-20 for ``method="complex"``.
+    method : {"central", "forward", "backward", "complex"}
+        The difference formula.
+    args : tuple, default ()
+        Extra arguments passed to f after x.
+    threads : int, optional
+        numba threads for the compiled loop (the previous count is restored afterwards).
+
+    Returns
+    -------
+    ndarray
+        The gradient, shaped like x, in x's dtype.
+
+    Raises
+    ------
+    TypeError
+        f not callable, x not a float array, args not a tuple, or an @njit f that numba cannot
+        compile for x.
+    ValueError
+        x empty or not finite, an unknown method, a bad step, a read-only x with a Python f.
+    RuntimeError
+        An @njit f raised inside the parallel loop but not when repeated on one thread.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def f(w):
+    ...     return float(np.sum(w ** 2))
+    >>> numerical_gradient(f, np.array([1.0, -2.0, 0.5])).round(6)
+    array([ 2., -4.,  1.])
     """
     code = method_code(method)
     h = step_for(method, h)
@@ -53,7 +96,8 @@ def numerical_gradient(f, x, h=None, method="central", *, args=(), threads=None)
     return _python(f, x, h, code, args)
 
 
-def _compiled(f, x, h, code, method, args, threads):
+def _compiled(f: Callable[..., Any], x: NDArray[Any], h: float, code: int, method: str, args: tuple[Any, ...],
+              threads: int | None) -> NDArray[Any]:
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"an @njit f needs x of dtype float32 or float64, got {x.dtype}")
     # A private writable copy: the kernels never write x, and a read-only x would cost numba a
@@ -65,7 +109,7 @@ def _compiled(f, x, h, code, method, args, threads):
     failed = np.zeros(x.size, dtype=np.uint8)
     step = x.dtype.type(h)
 
-    def run(serial):
+    def run(serial: bool) -> None:
         if code == kernels.COMPLEX:
             loop = kernels.complex_step_loop_serial if serial else kernels.complex_step_loop
             loop(f, xc, step, args, out, failed)
@@ -94,7 +138,7 @@ def _compiled(f, x, h, code, method, args, threads):
     return out
 
 
-def _python(f, x, h, code, args):
+def _python(f: Callable[..., Any], x: NDArray[Any], h: float, code: int, args: tuple[Any, ...]) -> NDArray[Any]:
     if not x.flags.writeable:
         raise ValueError("x is read-only: a Python f is evaluated with x perturbed in place; "
                          "pass a writable array (or an @njit f, which works on copies)")

@@ -33,20 +33,29 @@ class History:
     Evaluation k happened after iteration eval_iters[k] and measured train_acc[k] / test_acc[k] on the
     full sets, eval_seconds[k] seconds after the loop started. The seconds_* fields split the loop's
     wall time: gradients, parameter updates, the per-iteration loss, evaluations, and the total
-    (which also covers batch sampling and bookkeeping).
+    (which also covers batch sampling and bookkeeping). `settings` holds the arguments of the run.
+
+    Examples
+    --------
+    >>> h = History(loss=[2.3, 1.9], train_acc=[0.1, 0.6], test_acc=[0.1, 0.5], eval_iters=[0, 1],
+    ...             eval_seconds=[0.01, 0.02], settings={"train_size": 100, "batch_size": 50})
+    >>> h.iterations, h.epochs
+    (2, [0.0, 0.5])
+    >>> History.from_dict(h.to_dict()) == h
+    True
     """
 
-    loss: list = field(default_factory=list)
-    train_acc: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)
-    eval_iters: list = field(default_factory=list)
-    eval_seconds: list = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    eval_iters: list[int] = field(default_factory=list)
+    eval_seconds: list[float] = field(default_factory=list)
     seconds_gradient: float = 0.0
     seconds_update: float = 0.0
     seconds_loss: float = 0.0
     seconds_eval: float = 0.0
     seconds_total: float = 0.0
-    settings: dict = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state(self) -> Any:
@@ -66,7 +75,7 @@ class History:
         return len(self.loss)
 
     @property
-    def epochs(self) -> list:
+    def epochs(self) -> list[float]:
         """Epoch of each evaluation as a float: samples drawn before it / train size (the book's x axis)."""
         n = self.settings.get("train_size")
         b = self.settings.get("batch_size")
@@ -74,31 +83,76 @@ class History:
             return [float(k) for k in range(len(self.eval_iters))]
         return [i * b / n for i in self.eval_iters]
 
-    def without_timing(self) -> dict:
-        """to_dict() minus the wall-clock fields: equal for two runs with the same seed and settings."""
+    def without_timing(self) -> dict[str, Any]:
+        """to_dict() minus the wall-clock fields: equal for two runs with the same seed and settings.
+
+        Returns
+        -------
+        dict
+            `to_dict` without ``eval_seconds`` and the ``seconds_*`` fields.
+
+        Examples
+        --------
+        >>> "seconds_total" in History().without_timing()
+        False
+        """
         d = self.to_dict()
         for k in TIMING_FIELDS:
             d.pop(k)
         return d
 
-    def to_dict(self) -> dict:
-        """Plain JSON-ready dict of every field, tagged with the format name and version."""
-        d = {"format": FORMAT, "version": FORMAT_VERSION}
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field, tagged with the format name and version.
+
+        Returns
+        -------
+        dict
+            ``{"format": "fastnet.history", "version": 1, "loss": [...], ...}``.
+
+        Examples
+        --------
+        >>> History(loss=[0.5]).to_dict()["loss"]
+        [0.5]
+        """
+        d: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             d[f.name] = dict(v) if isinstance(v, dict) else (list(v) if isinstance(v, list) else v)
         return d
 
     @classmethod
-    def from_dict(cls, d) -> "History":
-        """Rebuild a History from to_dict()'s output, checking field types and list lengths."""
+    def from_dict(cls, d: object) -> History:
+        """Rebuild a History from to_dict()'s output, checking field types and list lengths.
+
+        Parameters
+        ----------
+        d : dict
+            What `to_dict` returned (or its JSON round trip).
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        TypeError
+            d is not a dict.
+        ValueError
+            Another format or version, a missing field, a field of the wrong type, or lists of
+            evaluations with different lengths.
+
+        Examples
+        --------
+        >>> History.from_dict(History(loss=[1.0]).to_dict()).loss
+        [1.0]
+        """
         if not isinstance(d, dict):
             raise TypeError(f"history must be a dict, got {type(d).__name__}")
         if d.get("format", FORMAT) != FORMAT:
             raise ValueError(f"not a fastnet history (format {d.get('format')!r})")
         if d.get("version", FORMAT_VERSION) != FORMAT_VERSION:
             raise ValueError(f"unsupported history version {d.get('version')!r} (expected {FORMAT_VERSION})")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in d:
                 raise ValueError(f"history is missing the field {f.name!r}")
@@ -121,16 +175,61 @@ class History:
                 raise ValueError(f"history field {k!r} has {len(kwargs[k])} entries, eval_iters has {n}")
         return cls(**kwargs)
 
-    def to_json(self, path) -> None:
-        """Write to_dict() as JSON to `path`, atomically."""
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Write to_dict() as JSON to `path`, atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced if it exists; never left half-written).
+
+        Raises
+        ------
+        OSError
+            The file cannot be written.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     History(loss=[1.0]).to_json(os.path.join(d, "history.json"))
+        ...     History.from_json(os.path.join(d, "history.json")).loss
+        [1.0]
+        """
         text = json.dumps(self.to_dict(), indent=1)
         with atomic_write(path, "w") as f:
             f.write(text)
             f.write("\n")
 
     @classmethod
-    def from_json(cls, path) -> "History":
-        """Read a History written by to_json."""
+    def from_json(cls, path: str | os.PathLike[str]) -> History:
+        """Read a History written by to_json.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by `to_json`.
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        OSError
+            The file cannot be read.
+        ValueError
+            Not valid JSON, or not a history (see `from_dict`).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "history.json")
+        ...     History(loss=[2.0, 1.5]).to_json(path)
+        ...     History.from_json(path).iterations
+        2
+        """
         with open(os.fspath(path), encoding="utf-8") as f:
             try:
                 d = json.load(f)
@@ -139,7 +238,18 @@ class History:
         return cls.from_dict(d)
 
     def summary(self) -> str:
-        """One line: final accuracies, iterations, wall time and the share spent in gradients."""
+        """One line: final accuracies, iterations, wall time and the share spent in gradients.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> History(loss=[0.3], train_acc=[0.9], test_acc=[0.8], eval_iters=[0],
+        ...         eval_seconds=[0.1], seconds_total=2.0, seconds_gradient=1.0).summary()
+        'train acc 0.9000, test acc 0.8000 after 1 iterations; wall 2.00 s, gradients 1.00 s (50%)'
+        """
         if self.train_acc:
             acc = f"train acc {self.train_acc[-1]:.4f}, test acc {self.test_acc[-1]:.4f}"
         else:

@@ -12,6 +12,8 @@ import os
 import zlib
 from typing import Any, BinaryIO
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 

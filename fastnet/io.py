@@ -14,10 +14,15 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from fastnet._typing import NDArray
+
+if TYPE_CHECKING:
+    from fastnet.network import TwoLayerNet
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -112,6 +117,36 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", *,
     link, the file it points to is replaced (the link stays a link), as a plain ``open(path, "w")``
     would write through it. Temporary files that killed writers left for the same target are removed
     first (see `sweep_stale_temps`), so they do not pile up.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    mode : {"wb", "w", "wt"}
+        Binary or text; text is UTF-8 unless `encoding` says otherwise.
+    encoding : str, optional
+        Text encoding.
+
+    Yields
+    ------
+    file object
+        The open temporary file.
+
+    Raises
+    ------
+    ValueError
+        Any other mode.
+    OSError
+        The directory cannot be written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with atomic_write(os.path.join(d, "a.txt"), "w") as f:
+    ...         _ = f.write("done")
+    ...     os.listdir(d)
+    ['a.txt']
     """
     if mode not in ("w", "wb", "wt"):
         raise ValueError(f"mode must be 'w', 'wt' or 'wb', got {mode!r}")
@@ -269,6 +304,18 @@ def load(path: str | os.PathLike[str]) -> Any:
         The file is empty, not a ``.npz`` archive, or an array is missing, mis-shaped, inconsistent
         with the others or with its zip entry, compressed beyond ``MAX_NPZ_RATIO``, not
         float32/float64, corrupt, or holds NaN/inf; the message names the file and the array.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from fastnet import TwoLayerNet
+    >>> net = TwoLayerNet(4, 3, 2, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save(net, os.path.join(d, "net.npz"))
+    ...     again = load(os.path.join(d, "net.npz"))
+    >>> again, bool(np.array_equal(again.params["W1"], net.params["W1"]))
+    (TwoLayerNet(4, 3, 2, dtype=float64), True)
     """
     path = os.fspath(path)
     try:

@@ -19,13 +19,55 @@ DEFAULT_STEP = {"central": 1e-4, "forward": 1e-4, "backward": 1e-4, "complex": 1
 
 
 def method_code(method: object) -> int:
-    """The kernel constant for a method name."""
+    """The kernel constant for a method name.
+
+    Parameters
+    ----------
+    method : str
+        "central", "forward", "backward" or "complex".
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        Any other name.
+
+    Examples
+    --------
+    >>> method_code("complex") == METHODS["complex"]
+    True
+    """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    return METHODS[method]
+    return int(METHODS[method])
 
 
 def step_for(method: object, h: object) -> float:
-    """h checked (finite, > 0), or the method's default step when h is None."""
+    """h checked (finite, > 0), or the method's default step when h is None.
+
+    Parameters
+    ----------
+    method : str
+        A method name (see `method_code`).
+    h : float or None
+        The step asked for.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown method or a step that is not finite and > 0.
+
+    Examples
+    --------
+    >>> step_for("complex", None), step_for("central", 0.5)
+    (1e-20, 0.5)
+    """
     method_code(method)
     return DEFAULT_STEP[str(method)] if h is None else check_step(h)

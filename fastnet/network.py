@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 import kernels
+from fastnet._typing import ArrayLike, DTypeLike, FloatArray, NDArray, Params, Seed
 from fastnet.methods import method_code, step_for
 from fastnet.threads import num_threads
 from fastnet.validation import (
@@ -82,11 +83,42 @@ class TwoLayerNet:
     indices (N,) or one-hot rows (N, C) everywhere. `loss` is "cross_entropy" (the default, the
     book's) or "sum_squared": the mean over the batch of half the squared distance between the
     softmax output and the one-hot label (the book's `mean_squared_error`, averaged per sample).
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        D, H and C, each at least 1.
+    weight_init_std : float, default 0.01
+        Standard deviation of the normal draws of W1 and W2 (the biases start at zero).
+    dtype : float32 or float64, default float64
+        Float type of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None
+        Seed of the weight draws; equal seeds give equal nets (also equal to
+        `fastnet.reference.TwoLayerNet` with the same seed).
+    loss : {"cross_entropy", "sum_squared"}, default "cross_entropy"
+        The loss of the softmax outputs that `loss`, `gradient` and `numerical_gradient` use.
+
+    Raises
+    ------
+    TypeError
+        A size that is not an int, a dtype other than float32/float64, a bad seed, a loss that is
+        not a string.
+    ValueError
+        A size below 1, a negative or non-finite weight_init_std, parameters that cannot fit in
+        memory, an unknown loss.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = TwoLayerNet(4, 3, 2, seed=0)
+    >>> net
+    TwoLayerNet(4, 3, 2, dtype=float64)
+    >>> {k: v.shape for k, v in net.params.items()}
+    {'W1': (4, 3), 'b1': (3,), 'W2': (3, 2), 'b2': (2,)}
     """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01, *,
-                 dtype: npt.DTypeLike = np.float64, seed: int | np.random.Generator | None = None,
-                 loss: str = "cross_entropy") -> None:
+                 dtype: DTypeLike = np.float64, seed: Seed = None, loss: str = "cross_entropy") -> None:
         self._loss = loss_code(loss)
         self.loss_name = loss
         self.input_size = positive_int(input_size, "input_size")
@@ -107,25 +139,25 @@ class TwoLayerNet:
         _check_memory(d, h, c, self.dtype)
         rng = np.random.default_rng(seed)
         # Drawn in float64 then cast, as fastnet.reference.TwoLayerNet does: equal seeds, equal nets.
-        self.params = {
+        self.params: Params = {
             "W1": (weight_init_std * rng.standard_normal((d, h))).astype(self.dtype),
             "b1": np.zeros(h, dtype=self.dtype),
             "W2": (weight_init_std * rng.standard_normal((h, c))).astype(self.dtype),
             "b2": np.zeros(c, dtype=self.dtype),
         }
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         loss = "" if self.loss_name == "cross_entropy" else f", loss={self.loss_name!r}"
         return (f"TwoLayerNet({self.input_size}, {self.hidden_size}, {self.output_size}, "
                 f"dtype={self.dtype.name}{loss})")
 
     # -- checks -------------------------------------------------------------------------------
 
-    def _shapes(self):
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
         d, h, c = self.input_size, self.hidden_size, self.output_size
         return {"W1": (d, h), "b1": (h,), "W2": (h, c), "b2": (c,)}
 
-    def _checked_params(self):
+    def _checked_params(self) -> tuple[FloatArray, ...]:
         """(W1, b1, W2, b2) as C-contiguous arrays, after checking shape, dtype and finiteness."""
         if not isinstance(self.params, dict):
             raise TypeError(f"params must be a dict with keys {PARAM_NAMES}, got {type(self.params).__name__}")
@@ -145,44 +177,139 @@ class TwoLayerNet:
             out.append(np.ascontiguousarray(arr))
         return tuple(out)
 
-    def _x(self, x):
+    def _x(self, x: ArrayLike) -> FloatArray:
         return check_inputs(x, self.input_size, self.dtype)
 
-    def _xt(self, x, t):
+    def _xt(self, x: ArrayLike, t: ArrayLike) -> tuple[FloatArray, NDArray[np.int64]]:
         x = self._x(x)
         return x, check_labels(t, x.shape[0], self.output_size)
 
     # -- the book's API -----------------------------------------------------------------------
 
-    def predict(self, x):
-        """Softmax class probabilities (N, C) for inputs x (N, D)."""
-        x = self._x(x)
-        return kernels.two_layer_predict(x, *self._checked_params())
+    def predict(self, x: ArrayLike) -> FloatArray:
+        """Softmax class probabilities (N, C) for inputs x (N, D).
 
-    def loss(self, x, t):
+        Parameters
+        ----------
+        x : array_like, shape (N, D)
+            Inputs, N >= 1, all finite; converted to the net's dtype.
+
+        Returns
+        -------
+        ndarray, shape (N, C)
+            Rows of class probabilities, each summing to 1.
+
+        Raises
+        ------
+        TypeError
+            x does not hold real numbers.
+        ValueError
+            x has the wrong shape, no rows, or NaN/inf.
+
+        Examples
+        --------
+        >>> net = TwoLayerNet(4, 3, 2, seed=0)
+        >>> net.predict(np.ones((5, 4))).shape
+        (5, 2)
+        """
+        x = self._x(x)
+        return kernels.two_layer_predict(x, *self._checked_params())  # type: ignore[no-any-return]
+
+    def loss(self, x: ArrayLike, t: ArrayLike) -> np.floating[Any]:
         """Mean loss on (x, t) as a scalar of the net's dtype.
 
         The cross-entropy is exact (no +1e-7 inside the log); the sum of squares is the batch mean
         of half the squared distance between the softmax output and the one-hot label.
+
+        Parameters
+        ----------
+        x : array_like, shape (N, D)
+            Inputs.
+        t : array_like, shape (N,) or (N, C)
+            Class indices or one-hot rows.
+
+        Returns
+        -------
+        numpy.float32 or numpy.float64
+            The mean loss over the N rows.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad inputs (as for `predict`), labels of the wrong shape or outside [0, C).
+
+        Examples
+        --------
+        >>> net = TwoLayerNet(4, 3, 2, seed=0)
+        >>> round(float(net.loss(np.zeros((2, 4)), [0, 1])), 3)  # small weights: about log(2)
+        0.693
         """
         x, t = self._xt(x, t)
-        return self.dtype.type(kernels.two_layer_loss(x, t, *self._checked_params(), self._loss))
+        return self.dtype.type(kernels.two_layer_loss(x, t, *self._checked_params(), self._loss))  # type: ignore[no-any-return]
 
-    def accuracy(self, x, t):
-        """Fraction of rows whose most probable class is the label."""
+    def accuracy(self, x: ArrayLike, t: ArrayLike) -> float:
+        """Fraction of rows whose most probable class is the label.
+
+        Parameters
+        ----------
+        x : array_like, shape (N, D)
+            Inputs.
+        t : array_like, shape (N,) or (N, C)
+            Class indices or one-hot rows.
+
+        Returns
+        -------
+        float
+            Between 0 and 1.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad inputs or labels, as for `loss`.
+
+        Examples
+        --------
+        >>> net = TwoLayerNet(4, 3, 2, seed=0)
+        >>> 0.0 <= net.accuracy(np.ones((5, 4)), [0, 1, 0, 1, 1]) <= 1.0
+        True
+        """
         x, t = self._xt(x, t)
         y = kernels.two_layer_predict(x, *self._checked_params())
         return float(np.mean(np.argmax(y, axis=1) == t))
 
-    def gradient(self, x, t):
-        """Backprop gradient of the loss: dict W1 b1 W2 b2 of arrays shaped like params."""
+    def gradient(self, x: ArrayLike, t: ArrayLike) -> Params:
+        """Backprop gradient of the loss: dict W1 b1 W2 b2 of arrays shaped like params.
+
+        Parameters
+        ----------
+        x : array_like, shape (N, D)
+            Inputs.
+        t : array_like, shape (N,) or (N, C)
+            Class indices or one-hot rows.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``{"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}`` in the net's dtype.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad inputs or labels, as for `loss`.
+
+        Examples
+        --------
+        >>> net = TwoLayerNet(4, 3, 2, seed=0)
+        >>> g = net.gradient(np.ones((5, 4)), [0, 1, 0, 1, 1])
+        >>> g["W1"].shape, g["b2"].shape
+        ((4, 3), (2,))
+        """
         x, t = self._xt(x, t)
         grads = kernels.two_layer_gradient(x, t, *self._checked_params(), self._loss)
         return dict(zip(PARAM_NAMES, grads))
 
-    def numerical_gradient(self, x: npt.ArrayLike, t: npt.ArrayLike, h: float | None = None,
-                           method: str = "central", *, threads: int | None = None
-                           ) -> dict[str, npt.NDArray[np.floating[Any]]]:
+    def numerical_gradient(self, x: ArrayLike, t: ArrayLike, h: float | None = None, method: str = "central", *,
+                           threads: int | None = None) -> Params:
         """Numerical gradient of the loss by perturbing every parameter: dict W1 b1 W2 b2.
 
         method "central" (default), "forward" or "backward" gives the finite difference of the
@@ -192,6 +319,39 @@ class TwoLayerNet:
 
         h must suit the dtype and the weights (`fastnet.validation.step_range`): a ValueError gives
         the usable range otherwise, and a gradient that comes out NaN or inf is a ValueError too.
+
+        Parameters
+        ----------
+        x : array_like, shape (N, D)
+            Inputs.
+        t : array_like, shape (N,) or (N, C)
+            Class indices or one-hot rows.
+        h : float, optional
+            Step, finite and > 0; default 1e-4, or 1e-20 for ``method="complex"``.
+        method : {"central", "forward", "backward", "complex"}
+            The difference formula.
+        threads : int, optional
+            numba threads for this call (the previous count is restored afterwards).
+
+        Returns
+        -------
+        dict of str to ndarray
+            Like `gradient`: W1, b1, W2, b2 in the net's dtype.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad inputs or labels, an unknown method, a step that is not finite and > 0, a thread
+            count outside [1, NUMBA_NUM_THREADS].
+
+        Examples
+        --------
+        >>> net = TwoLayerNet(4, 3, 2, seed=0)
+        >>> x, t = np.linspace(0, 1, 20).reshape(5, 4), [0, 1, 0, 1, 1]
+        >>> n = net.numerical_gradient(x, t)
+        >>> b = net.gradient(x, t)
+        >>> all(np.allclose(n[k], b[k], atol=1e-8) for k in b)
+        True
         """
         code = method_code(method)
         h = step_for(method, h)

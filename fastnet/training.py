@@ -8,11 +8,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
+from fastnet._typing import ArrayLike, FloatArray, NDArray, Params, Seed
 from fastnet.history import History
 from fastnet.threads import check_threads, num_threads
 from fastnet.validation import (
@@ -24,12 +25,19 @@ from fastnet.validation import (
     positive_int,
 )
 
+if TYPE_CHECKING:
+    from fastnet.network import TwoLayerNet
+
+#: ((x_train, t_train), (x_test, t_test))
+Data = tuple[tuple[ArrayLike, ArrayLike], tuple[ArrayLike, ArrayLike]]
+#: "epoch" or a number of iterations
+EvalEvery = Union[str, int]
+
 GRADS = ("backprop", "numerical")
 _PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
-def is_eval_iteration(i: int, iters: int, train_size: int, batch_size: int,
-                      eval_every: str | int = "epoch") -> bool:
+def is_eval_iteration(i: int, iters: int, train_size: int, batch_size: int, eval_every: EvalEvery = "epoch") -> bool:
     """Whether iteration i (0-based) of `iters` ends with an evaluation on the full train and test sets.
 
     With eval_every="epoch", evaluation happens at i = 0 and at the first iteration i with
@@ -39,6 +47,28 @@ def is_eval_iteration(i: int, iters: int, train_size: int, batch_size: int,
     floor or ceil(train_size / batch_size) iterations alternate so that they average the exact ratio.
     With an int eval_every = k, evaluation happens at i % k == 0. The last iteration is always
     evaluated too, so the final accuracies describe the returned parameters.
+
+    Parameters
+    ----------
+    i : int
+        The iteration, 0-based.
+    iters : int
+        Iterations of the run.
+    train_size : int
+        Rows of the training set.
+    batch_size : int
+        Rows per mini-batch.
+    eval_every : "epoch" or int
+        Evaluation schedule.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> [i for i in range(10) if is_eval_iteration(i, 10, 300, 100)]
+    [0, 3, 6, 9]
     """
     if i == iters - 1 or i == 0:
         return True
@@ -53,6 +83,23 @@ def eval_iterations(iters: int, train_size: int, batch_size: int,
 
     A generator: it steps from one evaluation to the next, so a run of 10^9 iterations costs
     nothing until it is consumed (use `eval_count` for how many there are).
+
+    Parameters
+    ----------
+    iters, train_size, batch_size : int
+        As for `train`.
+    eval_every : "epoch" or int
+        As for `train`.
+
+    Yields
+    ------
+    int
+        The evaluated iterations, ascending; the first is 0 and the last ``iters - 1``.
+
+    Examples
+    --------
+    >>> list(eval_iterations(10, 250, 100))
+    [0, 3, 5, 8, 9]
     """
     if iters < 1:
         return
@@ -65,7 +112,24 @@ def eval_iterations(iters: int, train_size: int, batch_size: int,
 
 
 def eval_count(iters: int, train_size: int, batch_size: int, eval_every: str | int = "epoch") -> int:
-    """How many iterations `eval_iterations` yields, computed in O(1)."""
+    """How many iterations `eval_iterations` yields, computed in O(1).
+
+    Parameters
+    ----------
+    iters, train_size, batch_size : int
+        As for `train`.
+    eval_every : "epoch" or int
+        As for `train`.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> eval_count(10, 250, 100), eval_count(10**9, 1438, 100)
+    (5, 69541031)
+    """
     if iters <= 2:
         return max(iters, 0)
     inner = iters - 2  # iterations 1 .. iters - 2, between the always-evaluated first and last
@@ -85,6 +149,17 @@ class TrainState:
     next_iteration: the first iteration not run. The batch indices are drawn in blocks;
     rng_state is the bit generator's state before the block that starts at block_start drew.
     extra_eval: the last evaluation was added because the run stopped, not by the schedule.
+
+    Parameters
+    ----------
+    next_iteration, block_start : int
+    rng_state : dict
+    extra_eval : bool, default False
+
+    Examples
+    --------
+    >>> TrainState.from_dict(TrainState(5, 0, {"state": 1}).to_dict()).next_iteration
+    5
     """
 
     next_iteration: int
@@ -93,12 +168,42 @@ class TrainState:
     extra_eval: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (the PCG64 state holds Python ints, which JSON keeps exactly)."""
+        """JSON-ready dict (the PCG64 state holds Python ints, which JSON keeps exactly).
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> TrainState(3, 0, {}).to_dict()["next_iteration"]
+        3
+        """
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: object) -> "TrainState":
-        """Rebuild from to_dict()'s output; ValueError on anything else."""
+        """Rebuild from to_dict()'s output; ValueError on anything else.
+
+        Parameters
+        ----------
+        d : dict
+            What `to_dict` returned.
+
+        Returns
+        -------
+        TrainState
+
+        Raises
+        ------
+        ValueError
+            Not such a dict.
+
+        Examples
+        --------
+        >>> TrainState.from_dict({"next_iteration": 2, "block_start": 0, "rng_state": {}}).block_start
+        0
+        """
         if not isinstance(d, dict):
             raise ValueError("training state must be a dict")
         try:
@@ -156,6 +261,58 @@ def train(
     History's `state` (a TrainState) says where the run stopped; pass it back as `resume`, with
     that History as `history` and the same net, data and settings, to continue: the result is the
     same, bit for bit, as a run that was never stopped.
+
+    Parameters
+    ----------
+    net : TwoLayerNet
+        Trained in place.
+    data : ((x_train, t_train), (x_test, t_test))
+        Inputs (N, D) and (M, D); labels as class indices or one-hot rows.
+    iters : int, default 10000
+        Iterations (mini-batch updates).
+    batch_size : int, default 100
+        Rows per mini-batch, drawn with replacement.
+    lr : float, default 0.1
+        Learning rate.
+    grad : {"backprop", "numerical"}
+        How each gradient is computed.
+    h : float, default 1e-4
+        Step of the numerical gradient.
+    seed : int, numpy.random.Generator or None
+        Seed of the batch draws.
+    eval_every : "epoch" or int
+        Evaluation schedule (see `is_eval_iteration`).
+    callback : callable, optional
+        ``callback(i, history)``; returning True stops training.
+    threads : int, optional
+        numba threads for the run (the previous count is restored afterwards).
+    progress : bool, default False
+        Show a progress bar on stderr.
+    weight_decay : float, default 0
+        L2 penalty lambda on W1 and W2 (the book's ``weight_decay_lambda``).
+    history, resume : History and TrainState, optional
+        An interrupted run's History and its ``state``, to continue it.
+
+    Returns
+    -------
+    History
+        Losses, accuracies, timings and the settings of the run.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named in the message, found before any iteration runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnet import TwoLayerNet
+    >>> rng = np.random.default_rng(0)
+    >>> x, t = rng.random((40, 4)), np.arange(40) % 2
+    >>> net = TwoLayerNet(4, 5, 2, seed=0)
+    >>> history = train(net, ((x[:30], t[:30]), (x[30:], t[30:])), iters=20, batch_size=10, seed=0)
+    >>> history.iterations, history.eval_iters[-1]
+    (20, 19)
     """
     iters = positive_int(iters, "iters")
     batch_size = positive_int(batch_size, "batch_size")
@@ -268,28 +425,30 @@ def _loop(net: Any, x_train: NDArray[Any], t_train: NDArray[np.int64], x_test: N
     lr = np.dtype(s["dtype"]).type(s["lr"])
     # (name, param, lr * grad, new value): the new values are checked before any param is written.
     updates = [(k, params[k], np.empty_like(params[k]), np.empty_like(params[k])) for k in _PARAM_NAMES]
+    gradient: Callable[[FloatArray, NDArray[np.int64]], Params]
     if grad_name == "backprop":
         gradient = net.gradient
     else:
-        def gradient(x, t):
+        def gradient(x: FloatArray, t: NDArray[np.int64]) -> Params:
             return net.numerical_gradient(x, t, h=h)
-    decay = s.get("weight_decay", 0.0)
+    decay = float(s.get("weight_decay", 0.0))
     if decay:
         data_gradient = gradient
-        data_loss = net.loss
         lam = np.dtype(s["dtype"]).type(decay)
 
-        def gradient(x, t):
+        def decayed(x: FloatArray, t: NDArray[np.int64]) -> Params:
             g = dict(data_gradient(x, t))
             for k in ("W1", "W2"):
                 g[k] = g[k] + lam * params[k]
             return g
 
-        def net_loss(x, t):  # the recorded loss includes the penalty, as the book's does
-            penalty = sum(float(np.sum(np.square(params[k], dtype=np.float64))) for k in ("W1", "W2"))
-            return float(data_loss(x, t)) + 0.5 * decay * penalty
-    else:
-        net_loss = net.loss
+        gradient = decayed
+
+    def net_loss(x: FloatArray, t: NDArray[np.int64]) -> float:
+        value = float(net.loss(x, t))
+        if decay:  # the recorded loss includes the penalty, as the book's does
+            value += 0.5 * decay * sum(float(np.sum(np.square(params[k], dtype=np.float64))) for k in ("W1", "W2"))
+        return value
 
     bar = None
     if progress:
@@ -388,7 +547,8 @@ def _loop(net: Any, x_train: NDArray[Any], t_train: NDArray[np.int64], x_test: N
     return history
 
 
-def _evaluate(net, x_train, t_train, x_test, t_test, history, i, start):
+def _evaluate(net: TwoLayerNet, x_train: FloatArray, t_train: NDArray[np.int64], x_test: FloatArray,
+              t_test: NDArray[np.int64], history: History, i: int, start: float) -> float:
     t0 = time.perf_counter()
     history.train_acc.append(float(net.accuracy(x_train, t_train)))
     history.test_acc.append(float(net.accuracy(x_test, t_test)))
@@ -398,7 +558,7 @@ def _evaluate(net, x_train, t_train, x_test, t_test, history, i, start):
     return t1 - t0
 
 
-def _net_layout(net):
+def _net_layout(net: TwoLayerNet) -> tuple[np.dtype[Any], tuple[int, int, int]]:
     """The net's float dtype and (input, hidden, output) sizes, read from its params."""
     params = getattr(net, "params", None)
     if not isinstance(params, dict):
@@ -420,7 +580,8 @@ def _net_layout(net):
     return dtype, (W1.shape[0], W1.shape[1], W2.shape[1])
 
 
-def _prepare_data(data, dtype, sizes):
+def _prepare_data(data: Data, dtype: np.dtype[Any],
+                  sizes: tuple[int, int, int]) -> list[tuple[FloatArray, NDArray[np.int64]]]:
     """Check ((x_train, t_train), (x_test, t_test)) once and convert: x to contiguous `dtype`, t to int64 indices."""
     try:
         (x_train, t_train), (x_test, t_test) = data

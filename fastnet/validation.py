@@ -7,25 +7,75 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
+
+from fastnet._typing import DTypeLike, FloatArray, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype[Any]:
-    """np.dtype(float32) or np.dtype(float64); anything else is a TypeError naming `name`."""
+def as_float_dtype(dtype: DTypeLike, name: str = "dtype") -> np.dtype[np.floating[Any]]:
+    """np.dtype(float32) or np.dtype(float64); anything else is a TypeError naming `name`.
+
+    Parameters
+    ----------
+    dtype : dtype-like
+        What to check.
+    name : str, default "dtype"
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    numpy.dtype
+
+    Raises
+    ------
+    TypeError
+        Not float32 or float64.
+
+    Examples
+    --------
+    >>> as_float_dtype("float32")
+    dtype('float32')
+    """
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
         raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from exc
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {dt}")
-    return dt
+    return dt  # type: ignore[return-value]  # checked to be float32/float64 just above
 
 
 def positive_int(value: object, name: str) -> int:
-    """An int >= 1 (bools and floats are rejected)."""
+    """An int >= 1 (bools and floats are rejected).
+
+    Parameters
+    ----------
+    value : int
+        What to check.
+    name : str
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        Not an integer (or a bool).
+    ValueError
+        Below 1.
+
+    Examples
+    --------
+    >>> positive_int(3, "iters")
+    3
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
     if value < 1:
@@ -34,7 +84,31 @@ def positive_int(value: object, name: str) -> int:
 
 
 def positive_float(value: object, name: str) -> float:
-    """A finite real number > 0."""
+    """A finite real number > 0.
+
+    Parameters
+    ----------
+    value : float
+        What to check.
+    name : str
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        Not a real number (or a bool).
+    ValueError
+        Not finite, or not above 0.
+
+    Examples
+    --------
+    >>> positive_float(1e-4, "h")
+    0.0001
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive real number, got {value!r}")
     value = float(value)
@@ -43,8 +117,30 @@ def positive_float(value: object, name: str) -> float:
     return value
 
 
-def real_array(x, name):
-    """x as an ndarray of a real numeric dtype (bool, int, uint or float); TypeError otherwise."""
+def real_array(x: object, name: str) -> NDArray[Any]:
+    """x as an ndarray of a real numeric dtype (bool, int, uint or float); TypeError otherwise.
+
+    Parameters
+    ----------
+    x : array_like
+        What to convert.
+    name : str
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    TypeError
+        Ragged input, or values that are not real numbers.
+
+    Examples
+    --------
+    >>> real_array([1, 2], "t")
+    array([1, 2])
+    """
     if isinstance(x, np.ndarray):
         arr = x
     else:
@@ -57,8 +153,36 @@ def real_array(x, name):
     return arr
 
 
-def check_inputs(x, input_size, dtype, name="x"):
-    """x as a C-contiguous (N, input_size) array of `dtype`, N >= 1, all finite."""
+def check_inputs(x: object, input_size: int, dtype: DTypeLike, name: str = "x") -> FloatArray:
+    """x as a C-contiguous (N, input_size) array of `dtype`, N >= 1, all finite.
+
+    Parameters
+    ----------
+    x : array_like
+        The inputs.
+    input_size : int
+        The number of columns required.
+    dtype : float32 or float64
+        The dtype to convert to.
+    name : str, default "x"
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    ndarray, shape (N, input_size)
+
+    Raises
+    ------
+    TypeError
+        Not real numbers.
+    ValueError
+        Wrong shape, no rows, NaN/inf, or values that overflow `dtype`.
+
+    Examples
+    --------
+    >>> check_inputs([[1, 2, 3]], 3, np.float32)
+    array([[1., 2., 3.]], dtype=float32)
+    """
     arr = real_array(x, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (batch, {input_size}), got shape {arr.shape}")
@@ -78,8 +202,36 @@ def check_inputs(x, input_size, dtype, name="x"):
     return out
 
 
-def check_labels(t: npt.ArrayLike, n_rows: int, n_classes: int, name: str = "t") -> npt.NDArray[np.int64]:
-    """Class indices (n_rows,) int64 from indices or one-hot rows, all in [0, n_classes)."""
+def check_labels(t: object, n_rows: int, n_classes: int, name: str = "t") -> NDArray[np.int64]:
+    """Class indices (n_rows,) int64 from indices or one-hot rows, all in [0, n_classes).
+
+    Parameters
+    ----------
+    t : array_like
+        Class indices (n_rows,) or one-hot rows (n_rows, n_classes).
+    n_rows : int
+        Rows of the inputs the labels belong to.
+    n_classes : int
+        Number of classes.
+    name : str, default "t"
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_rows,)
+
+    Raises
+    ------
+    TypeError
+        Non-integer or bool labels.
+    ValueError
+        Wrong shape or count, bad one-hot rows, labels out of range.
+
+    Examples
+    --------
+    >>> check_labels([[0, 1], [1, 0]], 2, 2)
+    array([1, 0])
+    """
     arr = real_array(t, name)
     if arr.ndim == 2:
         if arr.shape != (n_rows, n_classes):
@@ -106,7 +258,29 @@ def check_labels(t: npt.ArrayLike, n_rows: int, n_classes: int, name: str = "t")
 
 
 def check_step(h: object, name: str = "h") -> float:
-    """A finite step h > 0."""
+    """A finite step h > 0.
+
+    Parameters
+    ----------
+    h : float
+        The step.
+    name : str, default "h"
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for `positive_float`.
+
+    Examples
+    --------
+    >>> check_step(1e-4)
+    0.0001
+    """
     return positive_float(h, name)
 
 

@@ -246,8 +246,8 @@ def test_bench_table_states_extrapolation():
     assert "reference time extrapolated from 460 of 39,760 parameters" in text
     assert "6,333.3x" in text
     assert "numerical gradient / backprop, numerical_gradient (mnist-like) 784-50-10 b100 " \
-           "float64: 5.00x (backprop 300 us); issue 3 target <= 6x (met)" in text
-    assert "issue 3 target >= 3,000x (met)" in text
+           "float64: 5.00x (backprop 300 us); target <= 6x (met)" in text
+    assert "target >= 3,000x (met)" in text
     assert "2.00x" in text
     assert "numba threads 2 (omp), BLAS openblas (numpy) 1 thread, 2 CPUs" in text
 

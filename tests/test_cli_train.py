@@ -184,6 +184,7 @@ def test_mnist_test_split_from_the_real_files(tmp_path, capsys, monkeypatch):
     assert json.loads((tmp_path / "history.json").read_text())["settings"]["grad"] == "backprop"
 
 
-def test_fastnet_cli_lists_train(capsys):
-    assert main([]) == 0
-    assert "train" in capsys.readouterr().out
+def test_bare_fastnet_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "train" in err and "a command is required" in err and "exit status" in err

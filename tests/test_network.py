@@ -1,4 +1,4 @@
-"""TwoLayerNet against fastnet.reference (issue 2): values, dtypes, seeds, labels, and every bad input."""
+"""TwoLayerNet against fastnet.reference: values, dtypes, seeds, labels, and every bad input."""
 
 from __future__ import annotations
 

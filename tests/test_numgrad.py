@@ -1,4 +1,4 @@
-"""TwoLayerNet.numerical_gradient (issue 3) against the book's perturb-and-evaluate loop.
+"""TwoLayerNet.numerical_gradient against the book's perturb-and-evaluate loop.
 
 The reference loop (`reference.numerical_gradient` over the exact loss of `reference.TwoLayerNet`)
 costs about 0.3 ms per parameter at 784-50-10, batch 100, so the full-size comparisons use a subset

@@ -88,3 +88,50 @@ def test_importing_fastnet_does_not_import_matplotlib():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _captured_figure(monkeypatch, draw):
+    import fastnet.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    draw()
+    (fig,) = figures
+    fig.draw_without_rendering()
+    return fig
+
+
+@pytest.mark.parametrize("evals", [3, 40])
+def test_learning_curve_legend_does_not_cover_the_curves(monkeypatch, evals):
+    h = sample_history()
+    h.eval_iters, h.train_acc = h.eval_iters[:evals], h.train_acc[:evals]
+    h.test_acc, h.eval_seconds = h.test_acc[:evals], h.eval_seconds[:evals]
+    fig = _captured_figure(monkeypatch, lambda: plot_history(h, "unused.png"))
+    ax_acc = fig.axes[1]
+    legend = ax_acc.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["train acc", "test acc"]
+    box, axes_box = legend.get_window_extent(), ax_acc.get_window_extent()
+    # Beside the axes, not over them: no curve can lie under it, whatever the run's length.
+    assert box.x0 >= axes_box.x1
+    assert box.x1 <= fig.bbox.x1 + 1  # and still inside the image
+
+
+def test_step_plot_draws_coinciding_curves_distinguishably(monkeypatch):
+    hs = np.logspace(-8, -1, 8)
+    same = hs * 1e-3
+    errors = {"central": hs ** 2, "forward": same, "backward": same.copy(), "complex": hs ** 2,
+              "central (full loss)": 1e-12 / hs + hs ** 2}
+    fig = _captured_figure(monkeypatch, lambda: plot_step_study(hs, errors, "unused.png"))
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == set(errors)
+
+    def style(line):
+        return (line.get_linestyle(), line.get_marker(), line.get_markersize(),
+                str(line.get_markerfacecolor()))
+
+    for a, b in (("forward", "backward"), ("central", "complex")):
+        sa, sb = style(lines[a]), style(lines[b])
+        assert sa[0] != sb[0] and sa[1] != sb[1], (a, b)
+        # On top of each other, one of the pair is hollow or larger, so both stay visible.
+        assert sa[2] != sb[2] or "none" in (sa[3], sb[3])
+    assert len({style(line) for line in lines.values()}) == len(lines)

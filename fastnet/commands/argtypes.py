@@ -6,7 +6,7 @@ import argparse
 import math
 
 
-def _int_at_least(text, low, expected):
+def _int_at_least(text: str, low: int, expected: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -16,18 +16,78 @@ def _int_at_least(text, low, expected):
     return v
 
 
-def positive_int(text):
-    """An integer >= 1."""
+def positive_int(text: str) -> int:
+    """An integer >= 1.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer >= 1.
+
+    Examples
+    --------
+    >>> positive_int("12")
+    12
+    """
     return _int_at_least(text, 1, "a positive integer")
 
 
-def nonnegative_int(text):
-    """An integer >= 0."""
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer >= 0.
+
+    Examples
+    --------
+    >>> nonnegative_int("0")
+    0
+    """
     return _int_at_least(text, 0, "a non-negative integer")
 
 
-def positive_float(text):
-    """A finite number > 0."""
+def positive_float(text: str) -> float:
+    """A finite number > 0.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not a finite number > 0.
+
+    Examples
+    --------
+    >>> positive_float("1e-4")
+    0.0001
+    """
     try:
         v = float(text)
     except ValueError:

@@ -37,6 +37,21 @@ def _net(text: str) -> tuple[int, int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of `fastnet bench` on `parser`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> parser.parse_args(["--net", "20-8-10"]).net
+    (20, 8, 10)
+    """
     parser.add_argument("--quick", action="store_true",
                         help="fewer sizes, repetitions and reference parameters (about a minute)")
     parser.add_argument("--json", action="store_true",
@@ -60,6 +75,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fastnet bench` with parsed arguments; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a runtime failure, 2 for a usage error.
+
+    Examples
+    --------
+    >>> from fastnet.cli import build_parser
+    >>> import contextlib, io
+    >>> argv = ["bench", "--quick", "--json", "--net", "20-4-10", "--batch", "4", "--sizes", "2",
+    ...         "--dtypes", "float64", "--subset", "2", "--repeat", "1"]
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+    ...     status = run(build_parser().parse_args(argv))
+    >>> status, out.getvalue().lstrip().startswith("{")
+    (0, True)
+    """
     from fastnet import bench
     from fastnet.threads import check_threads
 

@@ -13,11 +13,27 @@ from fastnet.commands.argtypes import positive_float, positive_int
 from fastnet.commands.batch import add_batch_arguments, check_batch_arguments, make_batch
 from fastnet.methods import method_code
 from fastnet.validation import check_step_for
+from fastnet.commands.data import load_error_text
 
 HELP = "error of the numerical gradient against backprop for each method and step h (the V curve)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of `fastnet steps` on `parser`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> parser.parse_args(["--num", "5"]).num
+    5
+    """
     add_batch_arguments(parser)
     parser.add_argument("--h-min", type=positive_float, default=1e-12, metavar="X", help="smallest step (default: 1e-12)")
     parser.add_argument("--h-max", type=positive_float, default=1.0, metavar="X", help="largest step (default: 1)")
@@ -31,6 +47,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fastnet steps` with parsed arguments; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a runtime failure, 2 for a usage error.
+
+    Examples
+    --------
+    >>> from fastnet.cli import build_parser
+    >>> run(build_parser().parse_args(["steps", "--data", "synthetic", "--batch", "4", "--hidden", "3",
+    ...                                "--num", "2", "--methods", "central", "--no-naive"]))
+    net 784-3-10 float64, batch 4 of synthetic MNIST-like data, initial weights
+    max |numerical - backprop| over all parameters ...
+    0
+    """
     from fastnet import step_study
 
     if args.h_min > args.h_max:
@@ -48,9 +85,12 @@ def run(args: argparse.Namespace) -> int:
             for h in (args.h_min, args.h_max):
                 check_step_for(h, net.dtype, net.params.values(), m,
                                name="--h-min" if h == args.h_min else "--h-max")
-    except (ValueError, TypeError, ImportError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"fastnet steps: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"fastnet steps: error: {load_error_text(exc)}", file=sys.stderr)
+        return 1
     try:
         study = step_study(net, x, t, hs=hs, methods=methods, naive=not args.no_naive,
                            threads=args.threads)

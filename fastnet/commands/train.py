@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fastnet.commands.argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
+from fastnet.commands.data import check_data_name, load_error_text, t10k_only_note
 
 HELP = "train the two-layer net by mini-batch SGD (book ch. 4) and write history.json, params.npz, curves.png"
 
@@ -22,13 +23,29 @@ TABLE_ROWS = 15
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `fastnet train`; the defaults are the book's settings on the bundled digits."""
+    """Options of `fastnet train`; the defaults are the book's settings on the bundled digits.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args([])
+    >>> args.iters, args.batch_size, args.lr, args.hidden
+    (10000, 100, 0.1, 50)
+    """
     parser.add_argument(
         "--data",
         default="digits",
         metavar="digits|mnist|mnist-test|PATH",
         help="digits (scikit-learn's 8x8 set, no download), mnist (60k/10k), mnist-test "
-        "(8000/2000 split of the 10k test file), or a directory holding the MNIST IDX files (default: digits)",
+        "(8000/2000 split of the 10k test file), or a directory holding the MNIST IDX files (all four, or only "
+        "the t10k pair, which is then split 8000/2000 like mnist-test) (default: digits)",
     )
     parser.add_argument("--grad", choices=("backprop", "numerical"), default="backprop", help="gradient method (default: backprop)")
     parser.add_argument("--iters", type=positive_int, default=10000, metavar="N", help="iterations (default: 10000)")
@@ -180,6 +197,27 @@ def run(args: argparse.Namespace) -> int:
 
     SIGINT or SIGTERM stops after the current step; the run so far is written and can be
     continued with --resume, to the same final parameters as a run that was never stopped.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a runtime failure, 2 for a usage error (including a missing optional
+        dependency).
+
+    Examples
+    --------
+    >>> import contextlib, io, os, tempfile
+    >>> from fastnet.cli import build_parser
+    >>> out = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     status = run(build_parser().parse_args(["train", "--iters", "3", "--no-progress", "--out", out]))
+    >>> status, sorted(os.listdir(out))
+    (0, ['curves.png', 'history.json', 'params.npz', 'resume.json'])
     """
     from fastnet import datasets
     from fastnet.io import load
@@ -218,6 +256,9 @@ def run(args: argparse.Namespace) -> int:
     if args.split_seed is not None and not digits:
         return _fail(f"--split-seed applies only to --data digits, not to --data {args.data}")
     split_seed = 0 if args.split_seed is None else args.split_seed  # load_digits' default split
+    bad_data = check_data_name(args.data)
+    if bad_data is not None:
+        return _fail(bad_data)
     try:
         if digits:
             (x_train, t_train), (x_test, t_test) = datasets.load_digits(seed=split_seed)
@@ -226,7 +267,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         return _fail(f"cannot load --data {args.data}: {exc}")
     except (OSError, ValueError, TypeError) as exc:
-        return _fail(f"cannot load --data {args.data}: {exc}")
+        return _fail(f"cannot load --data {args.data}: {load_error_text(exc)}", 1)
+    note = t10k_only_note(args.data)
+    if note is not None:
+        print(note, file=sys.stderr)
     try:
         from fastnet import plots  # noqa: F401  (curves.png needs matplotlib: know it before training)
     except ImportError as exc:
@@ -401,7 +445,7 @@ def _check_batch_memory(batch_size: int, net: Any) -> None:
                          f"the {_format_bytes(available)} available")
 
 
-def _ordinal(n):
+def _ordinal(n: int) -> str:
     if 10 <= n % 100 <= 20:
         return "th"
     return {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
