@@ -13,7 +13,7 @@ import numbers
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -86,6 +86,20 @@ def _value(f: Callable[..., Any], x: NDArray[Any]) -> float:
     if np.ndim(v) != 0:
         raise ValueError(f"f must return a scalar, got an array of shape {np.shape(v)}")
     return float(np.real(v))
+
+
+@overload
+def gradient_descent(f: Callable[..., Any], init_x: ArrayLike, lr: float = ..., step_num: int = ..., *,
+                     grad: Callable[..., Any] | None = ..., method: str = ..., h: float | None = ...,
+                     callback: Callable[[int, NDArray[Any], float], Any] | None = ...,
+                     path: Literal[False] = ...) -> NDArray[Any]: ...
+
+
+@overload
+def gradient_descent(f: Callable[..., Any], init_x: ArrayLike, lr: float = ..., step_num: int = ..., *,
+                     grad: Callable[..., Any] | None = ..., method: str = ..., h: float | None = ...,
+                     callback: Callable[[int, NDArray[Any], float], Any] | None = ...,
+                     path: Literal[True]) -> Descent: ...
 
 
 def gradient_descent(

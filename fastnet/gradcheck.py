@@ -284,7 +284,7 @@ class StepStudy:
 
 
 def _naive_errors(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, hs: NDArray[np.float64], methods: Iterable[str],
-                  analytic: Params, n_entries: int, seed: int) -> dict[str, NDArray[np.float64]]:
+                  analytic: Params, n_entries: int, seed: int | None) -> dict[str, NDArray[np.float64]]:
     """Max error of the book's full-loss differences on a sample of parameter entries."""
     import kernels
 

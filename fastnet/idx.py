@@ -46,8 +46,34 @@ _GZIP_ERRORS = (OSError, EOFError, zlib.error)
 def read_bytes(path: str | os.PathLike[str], max_size: int | None = None) -> bytes:
     """Return the contents of `path`, decompressed when it is a gzip file (detected by its magic bytes).
 
-    With `max_size`, a file whose (decompressed) contents exceed it raises ValueError after
-    inflating at most ``max_size + 1`` bytes.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    max_size : int, optional
+        The most bytes the (decompressed) contents may hold; at most ``max_size + 1`` are read
+        or inflated to find out.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        It starts like gzip but is not valid gzip data, or it holds more than `max_size` bytes.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> path = os.path.join(d, "labels.gz")
+    >>> with gzip.open(path, "wb") as f:  # an IDX file: 0, 0, type 08 (ubyte), 1 dimension of size 3
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_bytes(path)[:4] == bytes([0, 0, 8, 1])
+    True
     """
     name = os.fspath(path)
     with open(path, "rb") as raw:
@@ -105,7 +131,30 @@ def _trailing(name: str, shape: tuple[int, ...], expected: int, extra: int, at_l
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> NDArray[Any]:
-    """Parse an uncompressed IDX payload into a native-endian array of the shape its header declares."""
+    """Parse an uncompressed IDX payload into a native-endian array of the shape its header declares.
+
+    Parameters
+    ----------
+    data : bytes
+        The payload: header, then the items.
+    name : str, default "<bytes>"
+        Where the data came from, for error messages.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        A bad magic number, a truncated header or data, or trailing bytes.
+
+    Examples
+    --------
+    >>> parse_idx(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4]))
+    array([[1, 2],
+           [3, 4]], dtype=uint8)
+    """
     _, ndim, dtype = _header_shape(data[:4], name)
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -199,7 +248,34 @@ def _read_idx_file(path: str | os.PathLike[str], magic: int | None = None, what:
 
 
 def read_idx(path: str | os.PathLike[str]) -> NDArray[Any]:
-    """Read an IDX file (gzip or uncompressed) into an array of the shape its header declares."""
+    """Read an IDX file (gzip or uncompressed) into an array of the shape its header declares.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        The file is malformed (the message names it).
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> path = os.path.join(d, "labels.gz")
+    >>> with gzip.open(path, "wb") as f:  # an IDX file: 0, 0, type 08 (ubyte), 1 dimension of size 3
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
+    """
     return _read_idx_file(path)
 
 
@@ -208,12 +284,67 @@ def _read_mnist(path: str | os.PathLike[str], magic: int, what: str) -> NDArray[
 
 
 def read_mnist_images(path: str | os.PathLike[str]) -> NDArray[Any]:
-    """Read an MNIST images file (magic 0x00000803) -> uint8 array (N, rows, cols)."""
+    """Read an MNIST images file (magic 0x00000803) -> uint8 array (N, rows, cols).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``train-images-idx3-ubyte`` or ``t10k-images-idx3-ubyte``, optionally gzip-compressed.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N, rows, cols)
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        Not an MNIST images file, or malformed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "images")
+    >>> with open(path, "wb") as f:  # one 2x2 image
+    ...     _ = f.write(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 255, 128, 0]))
+    >>> read_mnist_images(path).shape
+    (1, 2, 2)
+    """
     return _read_mnist(path, MNIST_IMAGES_MAGIC, "images")
 
 
 def read_mnist_labels(path: str | os.PathLike[str], num_classes: int = 10) -> NDArray[Any]:
-    """Read an MNIST labels file (magic 0x00000801) -> uint8 array (N,) with values in [0, num_classes)."""
+    """Read an MNIST labels file (magic 0x00000801) -> uint8 array (N,) with values in [0, num_classes).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``train-labels-idx1-ubyte`` or ``t10k-labels-idx1-ubyte``, optionally gzip-compressed.
+    num_classes : int, default 10
+        Labels must be below this.
+
+    Returns
+    -------
+    ndarray of uint8, shape (N,)
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        Not an MNIST labels file, malformed, or a label out of range.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> path = os.path.join(d, "labels.gz")
+    >>> with gzip.open(path, "wb") as f:  # an IDX file: 0, 0, type 08 (ubyte), 1 dimension of size 3
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_mnist_labels(path).tolist()
+    [7, 2, 1]
+    """
     labels = _read_mnist(path, MNIST_LABELS_MAGIC, "labels")
     if labels.size and int(labels.max()) >= num_classes:
         bad = int(np.argmax(labels >= num_classes))

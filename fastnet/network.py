@@ -36,7 +36,7 @@ def loss_code(loss: object) -> int:
         raise TypeError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
-    return LOSSES[loss]
+    return int(LOSSES[loss])
 
 
 def available_memory() -> int | None:

@@ -1,4 +1,4 @@
-"""PNG figures: learning curves of a training run and the error-vs-step-size study.
+"""PNG figures: learning curves, the error-vs-step-size study, gradient-descent paths and sweeps.
 
 matplotlib is imported only when a plot is made, so `import fastnet` does not need it. The figures
 are drawn on a bare `matplotlib.figure.Figure` (Agg canvas), never through pyplot, so no global
@@ -8,18 +8,19 @@ backend is switched and no window opens.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastnet._typing import ArrayLike
+from fastnet._typing import ArrayLike, NDArray
 from fastnet.io import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from fastnet.history import History
+    from fastnet.sweeps import SweepResult
 
 
 def _figure(**kwargs: Any) -> Figure:
@@ -196,7 +197,8 @@ def plot_step_study(hs: ArrayLike, errors: Mapping[str, ArrayLike], path: str | 
     _save(fig, path)
 
 
-def plot_descent(f, path, out, title=None, resolution=200):
+def plot_descent(f: Callable[[NDArray[np.float64]], Any], path: ArrayLike, out: str | os.PathLike[str],
+                 title: str | None = None, resolution: int = 200) -> None:
     """Write a PNG to `out`: the iterates of a gradient descent over the contours of f (book fig. 4-10).
 
     f: f(x) -> scalar for a 2-vector x; path: (K, 2) iterates, the start first (for instance
@@ -262,7 +264,7 @@ def plot_descent(f, path, out, title=None, resolution=200):
     _save(fig, out)
 
 
-def plot_sweep(result, path, best=20):
+def plot_sweep(result: SweepResult, path: str | os.PathLike[str], best: int = 20) -> None:
     """Write a PNG to `path` for a training sweep (`fastnet.sweep`'s result).
 
     A random search gets the book's figure 6-24: the test-accuracy curves (solid) and training
@@ -280,9 +282,9 @@ def plot_sweep(result, path, best=20):
     if random_search:
         top = result.best(best)
         cols = 5
-        rows = max(1, -(-len(top) // cols))
-        fig = _figure(figsize=(2.6 * cols, 2.1 * rows + 0.4), layout="constrained")
-        axes = np.atleast_1d(fig.subplots(rows, cols, sharex=False, sharey=True)).ravel()
+        n_rows = max(1, -(-len(top) // cols))
+        fig = _figure(figsize=(2.6 * cols, 2.1 * n_rows + 0.4), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(n_rows, cols, sharex=False, sharey=True)).ravel()
         for k, (ax, r) in enumerate(zip(axes, top)):
             ax.plot(r["epochs"], r["test_acc_curve"], color="tab:blue", linewidth=1)
             ax.plot(r["epochs"], r["train_acc_curve"], color="tab:blue", linestyle="--", linewidth=0.8)
@@ -306,7 +308,7 @@ def plot_sweep(result, path, best=20):
             ax.set_xticks([0], ["all trials"])
         else:
             others = result.group_by[1:]
-            lines = {}
+            lines: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
             for row in rows:
                 lines.setdefault(tuple(row[o] for o in others), []).append(row)
             numeric = all(isinstance(row[axis], (int, float)) for row in rows)

@@ -419,7 +419,7 @@ def _run_steps(s: Mapping[str, Any]) -> dict[str, Any]:
 
 def _read_store(out: Path) -> dict[str, dict[str, Any]]:
     """Finished trials by id. Unreadable files (not written by a sweep) are skipped, never trusted."""
-    records = {}
+    records: dict[str, dict[str, Any]] = {}
     folder = out / "trials"
     if not folder.is_dir():
         return records
@@ -701,8 +701,9 @@ def sweep(kind: str = "train", *, grid: Mapping[str, Any] | Iterable[str] | None
     return result
 
 
-def _run(kind, pending, out_path, done, result, scheduler, workers, dashboard, retries, progress,
-         on_record):
+def _run(kind: str, pending: list[tuple[str, dict[str, Any]]], out_path: Path, done: dict[str, dict[str, Any]],
+         result: SweepResult, scheduler: Any, workers: int | None, dashboard: bool, retries: int,
+         progress: bool, on_record: Callable[[dict[str, Any]], None] | None) -> None:
     from distributed import as_completed
 
     client, cluster = _client(scheduler, workers, dashboard, retries)

@@ -430,7 +430,8 @@ def _loop(net: Any, x_train: NDArray[Any], t_train: NDArray[np.int64], x_test: N
         gradient = net.gradient
     else:
         def gradient(x: FloatArray, t: NDArray[np.int64]) -> Params:
-            return net.numerical_gradient(x, t, h=h)
+            grads: Params = net.numerical_gradient(x, t, h=h)
+            return grads
     decay = float(s.get("weight_decay", 0.0))
     if decay:
         data_gradient = gradient

@@ -24,6 +24,9 @@ PUBLIC_MODULES = (
     "fastnet.gradient",
     "fastnet.gradcheck",
     "fastnet.training",
+    "fastnet.descent",
+    "fastnet.functions",
+    "fastnet.sweeps",
     "fastnet.history",
     "fastnet.io",
     "fastnet.datasets",
@@ -43,6 +46,8 @@ PUBLIC_MODULES = (
     "fastnet.commands.steps",
     "fastnet.commands.train",
     "fastnet.commands.bench",
+    "fastnet.commands.descent",
+    "fastnet.commands.sweep",
 )
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -97,8 +97,28 @@ def positive_float(text: str) -> float:
     return v
 
 
-def nonnegative_float(text):
-    """A finite number >= 0."""
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0.
+
+    Parameters
+    ----------
+    text : str
+        The command-line value.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not a number, negative or not finite.
+
+    Examples
+    --------
+    >>> nonnegative_float("0"), nonnegative_float("1e-4")
+    (0.0, 0.0001)
+    """
     try:
         v = float(text)
     except ValueError:

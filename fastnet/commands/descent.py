@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import warnings
@@ -16,9 +17,7 @@ HELP = "gradient descent on a test function (book ch. 4): final point, f along t
 TABLE_ROWS = 10
 
 
-def _point(text):
-    import argparse
-
+def _point(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
@@ -28,7 +27,7 @@ def _point(text):
     return values
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     import re
 
     from fastnet.functions import FUNCTIONS
@@ -55,7 +54,7 @@ def add_arguments(parser):
     parser.add_argument("--plot", metavar="PNG", help="write the path over the function's contours to this file")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import os
 
     from fastnet.descent import DivergenceWarning, gradient_descent

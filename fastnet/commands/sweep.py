@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
+from typing import Any
 
 from fastnet.commands.argtypes import nonnegative_int, positive_int
 
@@ -33,9 +35,7 @@ A config file (TOML, or YAML with PyYAML installed) holds the same parts:
 """
 
 
-def add_arguments(parser):
-    import argparse
-
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--kind", choices=("train", "gradcheck", "steps"), default=None,
@@ -68,12 +68,12 @@ def add_arguments(parser):
                         help="no progress bar (it is also off when stderr is not a terminal)")
 
 
-def _fail(message, code=2):
+def _fail(message: str, code: int = 2) -> int:
     print(f"fastnet sweep: error: {message}", file=sys.stderr)
     return code
 
 
-def _read_config(path):
+def _read_config(path: str) -> dict[str, Any]:
     """The config file as a dict (TOML by default, YAML for .yaml/.yml)."""
     if path.endswith((".yaml", ".yml")):
         try:
@@ -83,9 +83,9 @@ def _read_config(path):
         with open(path) as f:
             data = yaml.safe_load(f)
     else:
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # Python 3.10
+        else:  # Python 3.10
             import tomli as tomllib
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -98,7 +98,7 @@ def _read_config(path):
     return data
 
 
-def _fixed(items):
+def _fixed(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or ():
         if "=" not in item:
@@ -108,7 +108,7 @@ def _fixed(items):
     return out
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from fastnet import sweeps as sweeping
 
     try:
@@ -140,7 +140,7 @@ def run(args) -> int:
 
     terminated = []
 
-    def on_sigterm(signum, frame):  # SIGTERM stops the sweep the way Ctrl-C does, exit 143
+    def on_sigterm(signum: int, frame: object) -> None:  # SIGTERM stops the sweep the way Ctrl-C does, exit 143
         terminated.append(signum)
         raise KeyboardInterrupt
 
