@@ -70,11 +70,11 @@ def test_missing_matplotlib_is_a_usage_error_for_steps(tmp_path, monkeypatch, ca
 
 def test_missing_matplotlib_is_a_usage_error_for_train(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    rc = main(["train", "--iters", "3", "--no-progress", "--out", str(tmp_path)])
+    rc = main(["train", "--iters", "3", "--no-progress", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert rc == 2 and "curves.png not written" in err and "fastnet-dlfs[train]" in err
-    # What could be written is kept: the run itself succeeded.
-    assert (tmp_path / "history.json").exists() and (tmp_path / "params.npz").exists()
+    assert rc == 2 and "curves.png needs matplotlib" in err and "fastnet-dlfs[train]" in err
+    # Known before training: no run started, nothing written.
+    assert not (tmp_path / "run").exists()
 
 
 def test_ctrl_c_exits_130(monkeypatch, capsys):
@@ -103,12 +103,13 @@ def test_sigterm_exits_143_and_restores_the_handler(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_unwritable_output_is_a_runtime_failure(tmp_path, capsys):
+def test_unusable_output_is_found_before_training(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     rc = main(["train", "--iters", "2", "--no-progress", "--out", str(blocker)])
     err = capsys.readouterr().err
-    assert rc == 1 and err.startswith("fastnet train: error: cannot create --out")
+    # known from the arguments alone, before any work: a usage error
+    assert rc == 2 and err.startswith(f"fastnet train: error: --out {blocker} exists and is not a directory")
 
 
 @pytest.mark.parametrize("command", ["train", "gradcheck"])

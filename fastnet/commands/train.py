@@ -272,9 +272,10 @@ def run(args: argparse.Namespace) -> int:
     if note is not None:
         print(note, file=sys.stderr)
     try:
-        from fastnet import plots  # noqa: F401  (curves.png needs matplotlib: know it before training)
-    except ImportError as exc:
-        return _fail(f"curves.png needs matplotlib: {exc}")
+        import matplotlib.figure  # noqa: F401  (curves.png needs it: know that before training)
+    except ImportError:
+        return _fail('curves.png needs matplotlib, which is not installed; install it with: '
+                     'pip install "fastnet-dlfs[train]"')
 
     t_train = np.asarray(t_train)
     t_test = np.asarray(t_test)
