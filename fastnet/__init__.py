@@ -9,7 +9,8 @@
 from fastnet import datasets, reference
 from fastnet._version import __version__
 from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
-from fastnet.gradient import numerical_gradient
+from fastnet.differences import Derivative, DifferenceWarning
+from fastnet.gradient import gradient, numerical_gradient
 from fastnet.history import History
 from fastnet.io import load, save
 from fastnet.network import TwoLayerNet
@@ -17,12 +18,15 @@ from fastnet.threads import num_threads, set_num_threads
 from fastnet.training import train
 
 __all__ = [
+    "Derivative",
+    "DifferenceWarning",
     "GradientCheck",
     "History",
     "StepStudy",
     "TwoLayerNet",
     "__version__",
     "datasets",
+    "gradient",
     "gradient_check",
     "load",
     "num_threads",

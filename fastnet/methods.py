@@ -18,14 +18,17 @@ METHODS = {
 DEFAULT_STEP = {"central": 1e-4, "forward": 1e-4, "backward": 1e-4, "complex": 1e-20}
 
 
-def method_code(method) -> int:
-    """The kernel constant for a method name."""
+def method_code(method: object) -> int:
+    """The kernel constant for a method name; TypeError or ValueError naming `method` otherwise."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
+                        f"got {type(method).__name__} {method!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     return METHODS[method]
 
 
-def step_for(method, h) -> float:
+def step_for(method: object, h: object) -> float:
     """h checked (finite, > 0), or the method's default step when h is None."""
     method_code(method)
-    return DEFAULT_STEP[method] if h is None else check_step(h)
+    return DEFAULT_STEP[str(method)] if h is None else check_step(h)
