@@ -11,8 +11,10 @@ from fastnet._version import __version__
 from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
 from fastnet.differences import Derivative, DifferenceWarning
 from fastnet.gradient import gradient, numerical_gradient
+from fastnet.hessian import hessian
 from fastnet.history import History
 from fastnet.io import load, save
+from fastnet.jacobian import jacobian
 from fastnet.network import TwoLayerNet
 from fastnet.threads import num_threads, set_num_threads
 from fastnet.training import train
@@ -28,6 +30,8 @@ __all__ = [
     "datasets",
     "gradient",
     "gradient_check",
+    "hessian",
+    "jacobian",
     "load",
     "num_threads",
     "numerical_gradient",

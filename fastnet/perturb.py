@@ -129,6 +129,10 @@ class Evaluator:
         return TypeError(f"f could not be compiled for {what}, or does not return {ret} "
                          "(numba's typing error above)")
 
+    def values_at_work(self) -> Any:
+        """f at the working array as it is now (the Python backend's Hessian loop perturbs it)."""
+        return as_values(self._call(self.work), self.complex_, self.out_shape)[0]
+
     def f0_at(self, entries: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
         """f(x) for each of these entries: the same value, broadcast to (m, outputs)."""
         return np.broadcast_to(self.f0[None, :], (entries.size, self.f0.size))

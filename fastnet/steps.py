@@ -25,7 +25,7 @@ from fastnet.validation import check_step
 COMPLEX_STEP = 1e-20
 
 # Largest steps of a Richardson sequence, relative to max(1, |x_i|); the sequence halves them.
-RICHARDSON_BASE = {"gradient": 0.5, "hessian": 0.25}
+RICHARDSON_BASE = {"gradient": 0.5, "hessian": 0.5}
 RICHARDSON_STEPS = {"gradient": 8, "hessian": 5}
 
 
