@@ -9,6 +9,7 @@
 from fastnet import datasets, reference
 from fastnet._version import __version__
 from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
+from fastnet.checks import DerivativeCheck, GradientCheckError, check_gradient, check_jacobian
 from fastnet.differences import Derivative, DifferenceWarning
 from fastnet.gradient import gradient, numerical_gradient
 from fastnet.hessian import hessian
@@ -21,12 +22,16 @@ from fastnet.training import train
 
 __all__ = [
     "Derivative",
+    "DerivativeCheck",
     "DifferenceWarning",
     "GradientCheck",
+    "GradientCheckError",
     "History",
     "StepStudy",
     "TwoLayerNet",
     "__version__",
+    "check_gradient",
+    "check_jacobian",
     "datasets",
     "gradient",
     "gradient_check",

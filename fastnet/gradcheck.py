@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from fastnet.checks import GradientCheckError
+from fastnet.validation import positive_float
 
 from fastnet.methods import DEFAULT_STEP, method_code, step_for
 from fastnet.network import PARAM_NAMES
@@ -28,6 +33,11 @@ class ParamCheck:
     max_abs: float
     max_rel: float
     mean_abs: float
+    failures: int = 0  # entries beyond atol + rtol |numerical|
+
+    @property
+    def passed(self) -> bool:
+        return self.failures == 0
 
     def __getitem__(self, key):
         """check["W1"]["max_rel"] reads like the dict from GradientCheck.as_dict()."""
@@ -43,6 +53,13 @@ class GradientCheck:
     rows: tuple
     h: float
     method: str
+    rtol: float = 1e-4
+    atol: float = 1e-6
+
+    @property
+    def passed(self) -> bool:
+        """Every entry of every parameter within |backprop - numerical| <= atol + rtol |numerical|."""
+        return all(r.passed for r in self.rows)
 
     def __getitem__(self, name):
         for row in self.rows:
@@ -65,29 +82,48 @@ class GradientCheck:
 
     def __str__(self):
         head = f"gradient check: backprop vs numerical ({self.method}, h={self.h:g})"
-        lines = [head, f"{'param':<6} {'shape':>12} {'max |a-n|':>12} {'mean |a-n|':>12} {'max rel err':>12}"]
+        lines = [head, f"{'param':<6} {'shape':>12} {'max |a-n|':>12} {'mean |a-n|':>12} "
+                       f"{'max rel err':>12} {'failed':>7}"]
         for r in self.rows:
             shape = "x".join(map(str, r.shape))
-            lines.append(f"{r.name:<6} {shape:>12} {r.max_abs:12.3e} {r.mean_abs:12.3e} {r.max_rel:12.3e}")
+            lines.append(f"{r.name:<6} {shape:>12} {r.max_abs:12.3e} {r.mean_abs:12.3e} "
+                         f"{r.max_rel:12.3e} {r.failures:7d}")
+        verdict = "passed" if self.passed else "FAILED"
+        lines.append(f"{verdict} at rtol={self.rtol:g}, atol={self.atol:g} "
+                     "(|backprop - numerical| <= atol + rtol |numerical| for every entry)")
         return "\n".join(lines)
 
 
-def gradient_check(net, x, t, h=None, method="central", *, threads=None):
+def gradient_check(net: Any, x: Any, t: Any, h: Any = None, method: str = "central", *,
+                   threads: int | None = None, rtol: float = 1e-4, atol: float = 1e-6,
+                   raise_on_failure: bool = False) -> GradientCheck:
     """Compare net.gradient (backprop) with net.numerical_gradient parameter by parameter.
 
     The relative error |a - n| / max(|a| + |n|, tiny) is the maximum over entries; entries where
-    both gradients are exactly 0 count as 0.
+    both gradients are exactly 0 count as 0. The check passes when every entry satisfies
+    |a - n| <= atol + rtol |n| (`.passed`; per parameter, `.failures`); raise_on_failure=True
+    raises GradientCheckError (an AssertionError) when it does not.
     """
     h = step_for(method, h)
+    rtol = positive_float(rtol, "rtol")
+    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not math.isfinite(atol) \
+            or atol < 0:
+        raise ValueError(f"atol must be a finite number >= 0, got {atol!r}")
+    if not isinstance(raise_on_failure, bool):
+        raise TypeError(f"raise_on_failure must be True or False, got {raise_on_failure!r}")
     analytic = net.gradient(x, t)
     numeric = net.numerical_gradient(x, t, h=h, method=method, threads=threads)
     rows = []
     for name in PARAM_NAMES:
         a, n = analytic[name], numeric[name]
         diff = np.abs(a.astype(np.float64) - n.astype(np.float64))
+        failures = int((diff > atol + rtol * np.abs(n.astype(np.float64))).sum())
         rows.append(ParamCheck(name, tuple(a.shape), float(diff.max()),
-                               float(relative_error(a, n).max()), float(diff.mean())))
-    return GradientCheck(tuple(rows), h, method)
+                               float(relative_error(a, n).max()), float(diff.mean()), failures))
+    check = GradientCheck(tuple(rows), h, method, rtol, float(atol))
+    if raise_on_failure and not check.passed:
+        raise GradientCheckError(str(check))
+    return check
 
 
 @dataclass(frozen=True)

@@ -302,3 +302,27 @@ def test_x_restored_bit_for_bit_whatever_f_raises(x, kind, fail_at, transpose):
     except Boom:
         pass
     assert_unchanged({"x": x}, before)
+
+
+@pytest.mark.parametrize("f", [rosen, lambda v: rosen(v)], ids=["njit", "python"])
+def test_check_gradient_passes_fails_and_raises(f):
+    x = np.random.default_rng(4).uniform(-2, 2, 8)
+    ok = fastnet.check_gradient(f, rosen_grad, x)
+    assert ok.passed and ok.failures == 0 and ok.max_abs < 1e-6
+    wrong = lambda v: rosen_grad(v) * np.r_[np.ones(7), 1.001]  # noqa: E731 - last entry 0.1% off
+    bad = fastnet.check_gradient(f, wrong, x, rtol=1e-5)
+    assert not bad.passed and bad.failures == 1 and bad.worst[0][0] == (7,)
+    assert "FAILED" in str(bad) and "(7,)" in str(bad)
+    with pytest.raises(fastnet.GradientCheckError, match=r"\(7,\)"):
+        fastnet.check_gradient(f, wrong, x, rtol=1e-5, raise_on_failure=True)
+    with pytest.raises(ValueError, match="shape"):
+        fastnet.check_gradient(f, lambda v: np.zeros(3), x)
+
+
+def test_check_jacobian():
+    x = np.array([20.0, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fastnet.check_jacobian(vector_fun, vector_jac, x).passed
+        res = fastnet.check_jacobian(vector_fun, lambda v: vector_jac(v).T.copy().T * 1.01, x)
+    assert not res.passed and res.failures >= 5
