@@ -10,6 +10,7 @@ from fastnet import datasets, reference
 from fastnet._version import __version__
 from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
 from fastnet.checks import DerivativeCheck, GradientCheckError, check_gradient, check_jacobian
+from fastnet.derivative import numerical_diff
 from fastnet.differences import Derivative, DifferenceWarning
 from fastnet.gradient import gradient, numerical_gradient
 from fastnet.hessian import hessian
@@ -39,6 +40,7 @@ __all__ = [
     "jacobian",
     "load",
     "num_threads",
+    "numerical_diff",
     "numerical_gradient",
     "reference",
     "relative_error",

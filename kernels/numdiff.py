@@ -127,3 +127,10 @@ vector_values_loop = _values_loop(_guard(_put_vector), parallel=True)
 vector_values_loop_serial = _values_loop(_direct(_put_vector), parallel=False)
 hessian_values_loop = _hessian_loop(_guard(_put_scalar), parallel=True)
 hessian_values_loop_serial = _hessian_loop(_direct(_put_scalar), parallel=False)
+
+
+@jit(cache=False)
+def scalar_map(f, points, out):
+    """out[i] = f(points[i]) for a scalar f, over a flat array of points."""
+    for i in range(points.size):
+        out[i] = f(points[i])

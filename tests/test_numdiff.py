@@ -326,3 +326,38 @@ def test_check_jacobian():
         assert fastnet.check_jacobian(vector_fun, vector_jac, x).passed
         res = fastnet.check_jacobian(vector_fun, lambda v: vector_jac(v).T.copy().T * 1.01, x)
     assert not res.passed and res.failures >= 5
+
+
+@njit
+def book_f(x):
+    return 0.01 * x ** 2 + 0.1 * x
+
+
+@pytest.mark.parametrize("f", [book_f, book_f.py_func], ids=["njit", "python"])
+def test_numerical_diff_the_books_example(f):
+    assert abs(fastnet.numerical_diff(f, 5) - 0.2) <= 1e-9
+    assert abs(fastnet.numerical_diff(f, 10.0) - 0.3) <= 1e-9
+    pts = np.array([[5.0, 10.0], [0.0, -3.0]])
+    d = fastnet.numerical_diff(f, pts)
+    assert d.shape == pts.shape and d.dtype == np.float64
+    np.testing.assert_allclose(d, 0.02 * pts + 0.1, rtol=0, atol=1e-9)
+    for method in METHODS:
+        np.testing.assert_allclose(fastnet.numerical_diff(f, pts, h=None, method=method),
+                                   0.02 * pts + 0.1, rtol=0, atol=1e-7)
+
+
+def test_numerical_diff_guarantees():
+    with pytest.raises(ValueError, match=r"entry \(1,\)"):
+        fastnet.numerical_diff(np.sin, np.array([1.0, 1e20]))  # h = 1e-4 lost at 1e20
+    with pytest.raises(TypeError, match=r"\bx\b"):
+        fastnet.numerical_diff(np.sin, np.ones(2, dtype=np.float16))
+    with pytest.raises(TypeError, match="method"):
+        fastnet.numerical_diff(np.sin, 1.0, method=["central"])
+    with pytest.raises(TypeError, match="elementwise"):
+        fastnet.numerical_diff(lambda v: np.sum(v), np.ones(3))
+    with pytest.warns(fastnet.DifferenceWarning):
+        with np.errstate(invalid="ignore"):
+            d = fastnet.numerical_diff(np.log, np.array([1e-6, 1.0]))
+    np.testing.assert_allclose(d, [1e6, 1.0], rtol=1e-6)
+    import math
+    assert abs(fastnet.numerical_diff(math.sin, 1.0, h=None) - math.cos(1.0)) <= 1e-10
