@@ -19,9 +19,10 @@ DEFAULT_STEP = {"central": 1e-4, "forward": 1e-4, "backward": 1e-4, "complex": 1
 
 
 def method_code(method: object) -> int:
-    """The kernel constant for a method name; TypeError or ValueError naming `method` otherwise."""
+    """The kernel constant for a method name; ValueError naming `method` otherwise (also for a
+    list or other unhashable value, which a plain dict lookup would turn into a TypeError)."""
     if not isinstance(method, str):
-        raise TypeError(f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
+        raise ValueError(f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
                         f"got {type(method).__name__} {method!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
