@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,7 +56,7 @@ class DerivativeCheck:
                 f"tolerance; max |a-n| = {self.max_abs:.3e}, max rel = {self.max_rel:.3e}")
         lines = [head, f"{'entry':<16} {'analytic':>14} {'numerical':>14} {'|a-n|':>11}"]
         for idx, a, n, e in self.worst:
-            lines.append(f"{str(idx):<16} {a:14.7g} {n:14.7g} {e:11.3e}")
+            lines.append(f"{idx!s:<16} {a:14.7g} {n:14.7g} {e:11.3e}")
         return "\n".join(lines)
 
 

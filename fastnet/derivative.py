@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -113,7 +114,7 @@ def numerical_diff(f: Callable[..., Any], x: Any, h: Any = 1e-4, method: str = "
         steps, _ = resolve_steps(h, arr, default_scale(order, arr.dtype))
     ev = _Pointwise(f, arr, scalar and not is_jitted(f))
     flat = np.array(arr, dtype=arr.dtype).reshape(-1)
-    d, _, _ = single_step(ev, flat, steps, method, arr.shape)  # type: ignore[arg-type]
+    d, _, _ = single_step(ev, flat, steps, method, arr.shape)
     if scalar:
         return float(d[0, 0])
     with np.errstate(over="ignore"):

@@ -86,6 +86,13 @@ def _combine(method: str, vals: npt.NDArray[Any], f0: npt.NDArray[Any], x: npt.N
     return d, taken
 
 
+def _complex_points(x: npt.NDArray[Any], steps: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+    """x + i h in the complex dtype matching x's (the imaginary part is h rounded to x's dtype)."""
+    pts = x.astype(np.complex64 if x.dtype == np.float32 else np.complex128)
+    pts.imag = steps.astype(x.dtype)
+    return pts
+
+
 def _evaluate(ev: Values, method: str, entries: npt.NDArray[np.int64], x_flat: npt.NDArray[Any],
               steps: npt.NDArray[np.float64], shape: tuple[int, ...], check: bool = True
               ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[Any]]:
@@ -107,14 +114,13 @@ def single_step(ev: Values, x_flat: npt.NDArray[Any], steps: npt.NDArray[np.floa
     n = x_flat.size
     entries = np.arange(n, dtype=np.int64)
     if method == "complex":
-        cdt = np.complex64 if x_flat.dtype == np.float32 else np.complex128
-        pts = (x_flat.astype(cdt) + 1j * steps.astype(x_flat.dtype)).reshape(n, 1)
+        pts = _complex_points(x_flat, steps).reshape(n, 1)
         vals = ev.values(entries, pts)
         with np.errstate(all="ignore"):
             d = vals[:, 0].imag / steps[:, None]
-        bad = ~np.isfinite(d).all(axis=1)
-        if bad.any():
-            q = int(np.flatnonzero(bad)[0])
+        nonfinite = ~np.isfinite(d).all(axis=1)
+        if nonfinite.any():
+            q = int(np.flatnonzero(nonfinite)[0])
             raise ValueError(f"the complex step gives a non-finite derivative at entry "
                              f"{index_of(q, shape)} of x (h = {steps[q]:g}): f(x + ih) is not "
                              "finite there")
@@ -220,17 +226,17 @@ def romberg(D: npt.NDArray[np.float64], floor: npt.NDArray[np.float64], method: 
 
 def _richardson_at(ev: Values, x_flat: npt.NDArray[Any], entries: npt.NDArray[np.int64],
                    base: npt.NDArray[np.float64], method: str, n_steps: int, shape: tuple[int, ...]
-                   ) -> tuple[npt.NDArray[np.float64], ...]:
+                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                              npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Richardson over base / 2^k for these entries: (value, error, step, all steps finite)."""
     eps = float(np.finfo(x_flat.dtype).eps)
     xe = x_flat[entries]
     xs = xe.astype(np.float64)
     steps_k = [(base / 2.0 ** k).astype(x_flat.dtype).astype(np.float64) for k in range(n_steps)]
-    cdt = np.complex64 if x_flat.dtype == np.float32 else np.complex128
     pts: list[npt.NDArray[Any]] = []
     for s in steps_k:
         if method == "complex":
-            pts.append(xe.astype(cdt) + 1j * s.astype(x_flat.dtype))
+            pts.append(_complex_points(xe, s))
         else:
             pts.extend(shifted(xe, s, sign, shape) for sign in SIDES[method])
     vals = ev.values(entries, np.stack(pts, axis=1))
@@ -253,10 +259,10 @@ def _richardson_at(ev: Values, x_flat: npt.NDArray[Any], entries: npt.NDArray[np
         taken.append(np.broadcast_to(np.abs(t)[:, None], d.shape))
         with np.errstate(all="ignore"):
             floor.append(8 * eps * scale / np.abs(t)[:, None])
-    value, error, k = romberg(np.stack(D), np.stack(floor), method)
-    step = np.take_along_axis(np.stack(taken), k[None], axis=0)[0]
-    finite_all = np.isfinite(np.stack(D)).all(axis=(0, 2))
-    return value, error, step, finite_all
+    value, error, chosen = romberg(np.stack(D), np.stack(floor), method)
+    step = np.take_along_axis(np.stack(taken), chosen[None], axis=0)[0]
+    finite_all = np.asarray(np.isfinite(np.stack(D)).all(axis=(0, 2)), dtype=np.bool_)
+    return value, error, np.asarray(step, dtype=np.float64), finite_all
 
 
 def richardson(ev: Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float64], method: str,
@@ -289,6 +295,6 @@ def richardson(ev: Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float6
         raise ValueError(f"no finite difference at entry {index_of(q, shape)} of x: f is not "
                          f"finite at x +- h for any step from {base[q]:g} down to "
                          f"{b[q] / 2 ** (n_steps - 1):g}")
-    retreated = tuple(index_of(int(q), shape) for q in np.flatnonzero(~finite_all))
+    retreated = tuple(index_of(int(q), shape) for q in np.flatnonzero(np.logical_not(finite_all)))
     _announce(retreated)
     return value, error, step, retreated

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from fastnet.differences import Derivative, richardson as _richardson, single_step
+from fastnet.differences import Derivative, single_step
+from fastnet.differences import richardson as _richardson
 from fastnet.methods import method_code
 from fastnet.perturb import Evaluator, check_common, check_x
-from fastnet.steps import (COMPLEX_STEP, RICHARDSON_BASE, RICHARDSON_STEPS, default_scale,
-                           resolve_steps)
+from fastnet.steps import (
+    COMPLEX_STEP,
+    RICHARDSON_BASE,
+    RICHARDSON_STEPS,
+    default_scale,
+    resolve_steps,
+)
 from fastnet.validation import positive_int
 
 

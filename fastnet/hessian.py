@@ -12,7 +12,8 @@ construction: 2 n^2 + 1 evaluations of f (times the number of steps with Richard
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,8 +22,14 @@ from numba.core import errors as numba_errors
 import kernels.numdiff as nd
 from fastnet.differences import Derivative, romberg
 from fastnet.perturb import Evaluator, check_common, check_x
-from fastnet.steps import (RICHARDSON_BASE, RICHARDSON_STEPS, default_scale, index_of,
-                           resolve_steps, shifted)
+from fastnet.steps import (
+    RICHARDSON_BASE,
+    RICHARDSON_STEPS,
+    default_scale,
+    index_of,
+    resolve_steps,
+    shifted,
+)
 from fastnet.threads import num_threads
 from fastnet.validation import positive_int
 
@@ -86,7 +93,6 @@ def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richar
         steps, _ = resolve_steps(h, x, default_scale("second", x.dtype))
     ev = Evaluator(f, x, args, threads)
     flat = np.array(x, dtype=x.dtype).reshape(-1)
-    n = flat.size
     tables, floors = [], []
     eps = float(np.finfo(x.dtype).eps)
     for k in range(n_steps):

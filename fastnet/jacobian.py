@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from fastnet.differences import Derivative, richardson as _richardson, single_step
+from fastnet.differences import Derivative, single_step
+from fastnet.differences import richardson as _richardson
 from fastnet.gradient import prepare
 from fastnet.perturb import Evaluator
 

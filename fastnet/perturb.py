@@ -8,7 +8,8 @@ through a closure), and restores every entry bit for bit, also when f raises.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,7 +54,7 @@ def as_values(v: Any, complex_: bool, shape: tuple[int, ...] | None) -> npt.NDAr
     """
     try:
         arr = np.asarray(v)
-    except Exception as exc:  # noqa: BLE001 - ragged sequences and the like
+    except Exception as exc:
         raise TypeError(f"f must return numbers, got {type(v).__name__}: {exc}") from exc
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"f must return numbers, got {type(v).__name__} of dtype {arr.dtype}")

@@ -32,7 +32,8 @@ RICHARDSON_STEPS = {"gradient": 8, "hessian": 5}
 def default_scale(order: str, dtype: np.dtype[Any]) -> float:
     """The relative default step for an error order: "central", "one-sided" or "second"."""
     eps = float(np.finfo(dtype).eps)
-    return {"central": eps ** (1 / 3), "one-sided": eps ** 0.5, "second": eps ** 0.25}[order]
+    powers = {"central": 1 / 3, "one-sided": 0.5, "second": 0.25}
+    return float(eps ** powers[order])
 
 
 def resolve_steps(h: Any, x: npt.NDArray[Any], default_rel: float | None,
@@ -90,7 +91,7 @@ def shifted(x_flat: npt.NDArray[Any], steps: npt.NDArray[np.float64], sign: floa
     """x + sign * steps rounded to x's dtype; error naming the entry if that overflows."""
     dt = x_flat.dtype
     with np.errstate(over="ignore"):
-        pts = (x_flat + (sign * steps).astype(dt)).astype(dt)
+        pts: npt.NDArray[Any] = (x_flat + (sign * steps).astype(dt)).astype(dt)
     bad = ~np.isfinite(pts)
     if bad.any():
         q = int(np.flatnonzero(bad)[0])

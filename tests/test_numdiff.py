@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import warnings
 
-import numba
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import assert_unchanged, snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numba import njit
 
 import fastnet
-from conftest import assert_unchanged, snapshot
 from fastnet.threads import max_threads
 
 METHODS = ["central", "forward", "backward", "complex"]
@@ -177,9 +177,9 @@ def test_only_float32_and_float64(f, dtype):
 @pytest.mark.parametrize("richardson", [False, True])
 def test_non_finite_side_retreats_with_a_warning(richardson):
     x = np.array([1e-6, 2.0])
-    with pytest.warns(fastnet.DifferenceWarning, match=r"\(0,\)"):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = fastnet.gradient(lambda v: float(np.sum(np.log(v))), x, richardson=richardson)
+    with pytest.warns(fastnet.DifferenceWarning, match=r"\(0,\)"), \
+            np.errstate(invalid="ignore", divide="ignore"):
+        r = fastnet.gradient(lambda v: float(np.sum(np.log(v))), x, richardson=richardson)
     assert (0,) in r.retreated
     np.testing.assert_allclose(r.value, 1 / x, rtol=1e-7)
 
@@ -309,7 +309,7 @@ def test_check_gradient_passes_fails_and_raises(f):
     x = np.random.default_rng(4).uniform(-2, 2, 8)
     ok = fastnet.check_gradient(f, rosen_grad, x)
     assert ok.passed and ok.failures == 0 and ok.max_abs < 1e-6
-    wrong = lambda v: rosen_grad(v) * np.r_[np.ones(7), 1.001]  # noqa: E731 - last entry 0.1% off
+    wrong = lambda v: rosen_grad(v) * np.r_[np.ones(7), 1.001]
     bad = fastnet.check_gradient(f, wrong, x, rtol=1e-5)
     assert not bad.passed and bad.failures == 1 and bad.worst[0][0] == (7,)
     assert "FAILED" in str(bad) and "(7,)" in str(bad)
@@ -355,9 +355,8 @@ def test_numerical_diff_guarantees():
         fastnet.numerical_diff(np.sin, 1.0, method=["central"])
     with pytest.raises(TypeError, match="elementwise"):
         fastnet.numerical_diff(lambda v: np.sum(v), np.ones(3))
-    with pytest.warns(fastnet.DifferenceWarning):
-        with np.errstate(invalid="ignore"):
-            d = fastnet.numerical_diff(np.log, np.array([1e-6, 1.0]))
+    with pytest.warns(fastnet.DifferenceWarning), np.errstate(invalid="ignore"):
+        d = fastnet.numerical_diff(np.log, np.array([1e-6, 1.0]))
     np.testing.assert_allclose(d, [1e6, 1.0], rtol=1e-6)
     import math
     assert abs(fastnet.numerical_diff(math.sin, 1.0, h=None) - math.cos(1.0)) <= 1e-10
