@@ -295,6 +295,16 @@ def richardson(ev: Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float6
         raise ValueError(f"no finite difference at entry {index_of(q, shape)} of x: f is not "
                          f"finite at x +- h for any step from {base[q]:g} down to "
                          f"{b[q] / 2 ** (n_steps - 1):g}")
+    # A sequence scaled to max(1, |x_i|) can stay far from converged for a function whose scale
+    # is |x_i| itself (log near 0): where the estimate is poor, try the sequence scaled to |x_i|
+    # and keep whichever estimate claims the smaller error.
+    mag = np.maximum(1.0, np.abs(value)).max(axis=1)
+    weak = np.flatnonzero((error.max(axis=1) > 1e-8 * mag) & (ax > 0) & (ax < 1) & (b == base))
+    if weak.size:
+        v, e, s, _ = _richardson_at(ev, x_flat, weak, base[weak] * ax[weak], method, n_steps, shape)
+        better = np.isfinite(v).all(axis=1) & (e.max(axis=1) < error[weak].max(axis=1))
+        w = weak[better]
+        value[w], error[w], step[w] = v[better], e[better], s[better]
     retreated = tuple(index_of(int(q), shape) for q in np.flatnonzero(np.logical_not(finite_all)))
     _announce(retreated)
     return value, error, step, retreated

@@ -91,6 +91,44 @@ def test_default_steps_pass_scipy_and_numdifftools_cases(case, method):
     np.testing.assert_allclose(g, exact, rtol=rtol[method])
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_numdifftools_example_functions_at_their_tolerance(method):
+    """numdifftools' first-order test: every example function at x = 0.5 to 7 decimals."""
+    examples = pytest.importorskip("numdifftools.example_functions")
+    checked = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name in examples.function_names:
+            f, true_df = examples.get_function(name, n=1)
+            if true_df is None:
+                continue
+            exact = true_df(0.5)
+            assert abs(fastnet.numerical_diff(f, 0.5, h=None, method=method) - exact) < 1.5e-7, name
+            g = fastnet.numerical_gradient(lambda v, f=f: f(v[0]), np.array([0.5]), method=method)
+            assert abs(g[0] - exact) < 1.5e-7, name
+            checked += 1
+    assert checked >= 15
+
+
+def test_numdifftools_derivative_cases():
+    np.testing.assert_allclose(fastnet.numerical_diff(np.exp, 0.0, h=None), 1.0, rtol=1e-8)
+    x = np.linspace(0, 2 * np.pi, 13)
+    np.testing.assert_allclose(fastnet.numerical_diff(np.sin, x, h=None), np.cos(x), atol=1e-8)
+    x = np.full((3, 2), 2.0)
+    np.testing.assert_allclose(fastnet.numerical_diff(lambda v: v * v * v, x, h=None), 3 * x ** 2,
+                               rtol=1e-8)
+    np.testing.assert_allclose(fastnet.numerical_diff(np.sinh, 0.0, h=None, method="backward"), 1.0,
+                               rtol=1e-7)
+    # log at 0.001 (numdifftools extrapolates there): Richardson, central and one-sided
+    for method in ("central", "forward", "backward"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = fastnet.gradient(lambda v: float(np.log(v[0])), np.array([0.001]), method=method,
+                                 richardson=True)
+        np.testing.assert_allclose(r.value, [1000.0], rtol=1e-7)
+        assert r.error[0] >= abs(r.value[0] - 1000.0)
+
+
 def test_rosenbrock_100_central_and_richardson():
     x = np.random.default_rng(0).uniform(-2, 2, 100)
     exact = rosen_grad(x)
