@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
 from conftest import assert_unchanged, snapshot
@@ -398,3 +399,43 @@ def test_numerical_diff_guarantees():
     np.testing.assert_allclose(d, [1e6, 1.0], rtol=1e-6)
     import math
     assert abs(fastnet.numerical_diff(math.sin, 1.0, h=None) - math.cos(1.0)) <= 1e-10
+
+
+@njit
+def raises_above(x):
+    if x[2] > 0.5 + 1e-9:
+        raise ZeroDivisionError("perturbed entry 2")
+    return (x * x).sum()
+
+
+@njit
+def vector_raises_above(x):
+    if x[2] > 0.5 + 1e-9:
+        raise ZeroDivisionError("perturbed entry 2")
+    return x * x
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_njit_f_raising_in_jacobian_and_hessian_propagates(threads):
+    if threads > max_threads():
+        pytest.skip("numba has only 1 thread here")
+    x = np.full(5, 0.5)
+    before = snapshot({"x": x})
+    n = numba.get_num_threads()
+    for run in (lambda: fastnet.hessian(raises_above, x, threads=threads),
+                lambda: fastnet.jacobian(vector_raises_above, x, threads=threads)):
+        with pytest.raises(ZeroDivisionError, match="entry 2"):
+            run()
+        assert numba.get_num_threads() == n
+        assert_unchanged({"x": x}, before)
+
+
+def test_float32_defaults_are_accurate_to_the_dtype():
+    x = np.random.default_rng(5).uniform(0.5, 2.5, 20).astype(np.float32)
+    exact = 3 * x.astype(np.float64) ** 2
+    for f in (lambda v: np.sum(v * v * v), njit(lambda v: np.sum(v * v * v))):
+        g = fastnet.numerical_gradient(f, x)
+        assert g.dtype == np.float32
+        assert np.abs(g - exact).max() / np.abs(exact).max() <= 2e-4
+        r = fastnet.gradient(f, x, richardson=True)
+        assert np.abs(r.value - exact).max() / np.abs(exact).max() <= 2e-5
