@@ -167,11 +167,12 @@ def single_step(ev: Values, x_flat: npt.NDArray[Any], steps: npt.NDArray[np.floa
                          f"{steps[q] / 4 ** RETREATS:g}" +
                          (" or on either side" if method == "central" else ""))
     retreated = tuple(index_of(int(q), shape) for q in bad)
-    _announce(retreated)
+    announce(retreated)
     return d, taken, retreated
 
 
-def _announce(retreated: tuple[tuple[int, ...], ...]) -> None:
+def announce(retreated: tuple[tuple[int, ...], ...]) -> None:
+    """Warn (DifferenceWarning) about the entries of x that needed smaller or one-sided steps."""
     if retreated:
         shown = ", ".join(map(str, retreated[:5])) + (" ..." if len(retreated) > 5 else "")
         warnings.warn(f"f was not finite at x +- h for {len(retreated)} entr"
@@ -306,5 +307,5 @@ def richardson(ev: Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float6
         w = weak[better]
         value[w], error[w], step[w] = v[better], e[better], s[better]
     retreated = tuple(index_of(int(q), shape) for q in np.flatnonzero(np.logical_not(finite_all)))
-    _announce(retreated)
+    announce(retreated)
     return value, error, step, retreated

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from numba.core import errors as numba_errors
 
 import kernels.numdiff as nd
-from fastnet.differences import Derivative, romberg
+from fastnet.differences import RETREATS, Derivative, announce, romberg
 from fastnet.perturb import Evaluator, check_common, check_x
 from fastnet.steps import (
     RICHARDSON_BASE,
@@ -93,24 +93,24 @@ def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richar
         steps, _ = resolve_steps(h, x, default_scale("second", x.dtype))
     ev = Evaluator(f, x, args, threads)
     flat = np.array(x, dtype=x.dtype).reshape(-1)
-    tables, floors = [], []
     eps = float(np.finfo(x.dtype).eps)
-    for k in range(n_steps):
-        s = (steps / 2.0 ** k).astype(x.dtype).astype(np.float64)
-        H, scale, d = _second_differences(ev, flat, s, x.shape, lost_ok=k > 0)
-        tables.append(H)
-        with np.errstate(all="ignore"):
-            floors.append(16 * eps * scale / np.outer(d, d))
-    if richardson:
+
+    def estimate(steps: npt.NDArray[np.float64]
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+        tables, floors = [], []
+        for k in range(n_steps):
+            s = (steps / 2.0 ** k).astype(x.dtype).astype(np.float64)
+            H, scale, d = _second_differences(ev, flat, s, x.shape, lost_ok=k > 0)
+            tables.append(H)
+            with np.errstate(all="ignore"):
+                floors.append(16 * eps * scale / np.outer(d, d))
+        if not richardson:
+            return tables[0], None
         value, error, _ = romberg(np.stack(tables), np.stack(floors), "central")
-        bad = ~np.isfinite(value)
-        if bad.any():
-            i, j = (int(v) for v in np.argwhere(bad)[0])
-            raise ValueError(f"no finite second difference for the Hessian entry "
-                             f"({index_of(i, x.shape)}, {index_of(j, x.shape)})")
-        error = np.maximum(error, error.T)  # symmetric like the value
-    else:
-        value, error = tables[0], None
+        return value, np.maximum(error, error.T)  # symmetric like the value
+
+    value, error = estimate(steps)
+    value, error, steps, retreated = _retreat(estimate, flat, steps, value, error, x.shape)
     with np.errstate(over="ignore"):
         out = value.astype(x.dtype)
     if not np.isfinite(out).all():
@@ -120,7 +120,47 @@ def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richar
                          "smaller h")
     full = x.shape + x.shape
     return Derivative(out.reshape(full), None if error is None else error.reshape(full),
-                      steps.reshape(x.shape).copy(), ev.evaluations, (), "central")
+                      steps.reshape(x.shape).copy(), ev.evaluations, retreated, "central")
+
+
+def _retreat(estimate: Callable[[npt.NDArray[np.float64]],
+                                tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]],
+             flat: npt.NDArray[Any], steps: npt.NDArray[np.float64], H: npt.NDArray[np.float64],
+             error: npt.NDArray[np.float64] | None, shape: tuple[int, ...]
+             ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None,
+                        npt.NDArray[np.float64], tuple[tuple[int, ...], ...]]:
+    """Smaller steps for the entries where f was not finite at the perturbed points.
+
+    Entries with a non-finite diagonal retreat (or, if all diagonals are finite, the rows with a
+    non-finite entry): first to a step scaled to |x_i| instead of max(1, |x_i|) (f's domain
+    often ends near 0), then by quarters. The whole Hessian is recomputed with the new steps, so
+    every entry comes from one set of steps. Announced with a DifferenceWarning.
+    """
+    def culprits(H: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        diag = ~np.isfinite(np.diagonal(H))
+        return np.asarray(diag if diag.any() else ~np.isfinite(H).all(axis=1), dtype=np.bool_)
+
+    bad = culprits(H)
+    if not bad.any():
+        return H, error, steps, ()
+    moved = bad.copy()
+    s = steps.copy()
+    ax = np.abs(flat.astype(np.float64))
+    for r in range(RETREATS):
+        shrink = np.where((r == 0) & (ax > 0) & (ax < 1), np.minimum(s / 4, s * ax), s / 4)
+        s = np.where(bad, shrink, s).astype(flat.dtype).astype(np.float64)
+        with np.errstate(under="ignore"):
+            lost = (shifted(flat, s, 1.0, shape) == flat) | (shifted(flat, s, -1.0, shape) == flat)
+        if (s == 0).any() or lost.any():
+            break
+        H2, e2 = estimate(s)
+        if np.isfinite(H2).all():
+            retreated = tuple(index_of(int(q), shape) for q in np.flatnonzero(moved))
+            announce(retreated)
+            return H2, e2, s, retreated
+        bad = culprits(H2)
+        moved |= bad
+    return H, error, steps, ()  # still not finite: the caller names the entry
 
 
 def _second_differences(ev: Evaluator, flat: npt.NDArray[Any], s: npt.NDArray[np.float64],

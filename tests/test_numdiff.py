@@ -439,3 +439,15 @@ def test_float32_defaults_are_accurate_to_the_dtype():
         assert np.abs(g - exact).max() / np.abs(exact).max() <= 2e-4
         r = fastnet.gradient(f, x, richardson=True)
         assert np.abs(r.value - exact).max() / np.abs(exact).max() <= 2e-5
+
+
+@pytest.mark.parametrize("richardson", [False, True])
+def test_hessian_retreats_where_f_is_not_finite(richardson):
+    x = np.array([1e-5, 2.0])
+    with pytest.warns(fastnet.DifferenceWarning, match=r"\(0,\)"), np.errstate(all="ignore"):
+        H = fastnet.hessian(lambda v: float(np.sum(np.log(v))), x, richardson=richardson)
+    assert H.retreated == ((0,),)
+    np.testing.assert_allclose(np.diagonal(H.value), -1 / x ** 2, rtol=1e-5)
+    assert abs(H.value[0, 1]) <= 1e-6 and H.value[0, 1] == H.value[1, 0]
+    with pytest.raises(ValueError, match=r"Hessian entry \(\(0,\), \(0,\)\)"), np.errstate(all="ignore"):
+        fastnet.hessian(lambda v: float(np.log(v[0])) if v[0] == 0.5 else np.nan, np.array([0.5]))
