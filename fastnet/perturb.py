@@ -93,6 +93,10 @@ class Evaluator:
         elif complex_:
             # f receives a complex copy of x: it must compute from its argument.
             self.work = x.astype(cdt)
+        elif is_jitted(f):
+            # A 0-d x with an @njit f (one entry: nothing to parallelise). An @njit f reads its
+            # argument, so a private copy keeps x unwritten, as on the compiled path.
+            self.work = np.array(x, copy=True)
         else:
             if not x.flags.writeable:
                 raise ValueError("x is read-only: a Python f is evaluated with x perturbed in "

@@ -451,3 +451,12 @@ def test_hessian_retreats_where_f_is_not_finite(richardson):
     assert abs(H.value[0, 1]) <= 1e-6 and H.value[0, 1] == H.value[1, 0]
     with pytest.raises(ValueError, match=r"Hessian entry \(\(0,\), \(0,\)\)"), np.errstate(all="ignore"):
         fastnet.hessian(lambda v: float(np.log(v[0])) if v[0] == 0.5 else np.nan, np.array([0.5]))
+
+
+def test_zero_dimensional_read_only_x_with_an_njit_f():
+    x = np.array(2.0)
+    x.flags.writeable = False
+    f = njit(lambda v: v * v * v)
+    r = fastnet.gradient(f, x)
+    assert r.value.shape == () and abs(float(r.value) - 12.0) <= 1e-8
+    assert abs(float(fastnet.hessian(f, x).value) - 12.0) <= 1e-6
