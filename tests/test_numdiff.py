@@ -469,3 +469,54 @@ def test_zero_dimensional_read_only_x_with_an_njit_f():
     r = fastnet.gradient(f, x)
     assert r.value.shape == () and abs(float(r.value) - 12.0) <= 1e-8
     assert abs(float(fastnet.hessian(f, x).value) - 12.0) <= 1e-6
+
+
+# scipy.differentiate's Jacobian examples (from Wikipedia's Jacobian article) and its Rosenbrock
+SCIPY_JACOBIANS = {
+    "f1": (lambda z: np.array([z[0] ** 2 * z[1], 5 * z[0] + np.sin(z[1])]),
+           lambda z: np.array([[2 * z[0] * z[1], z[0] ** 2], [5.0, np.cos(z[1])]]), 2),
+    "f2": (lambda z: np.array([z[0] * np.cos(z[1]), z[0] * np.sin(z[1])]),
+           lambda z: np.array([[np.cos(z[1]), -z[0] * np.sin(z[1])],
+                               [np.sin(z[1]), z[0] * np.cos(z[1])]]), 2),
+    "f3": (lambda z: np.array([z[0] * np.sin(z[1]) * np.cos(z[2]), z[0] * np.sin(z[1]) * np.sin(z[2]),
+                               z[0] * np.cos(z[1])]),
+           lambda z: np.array([[np.sin(z[1]) * np.cos(z[2]), z[0] * np.cos(z[1]) * np.cos(z[2]),
+                                -z[0] * np.sin(z[1]) * np.sin(z[2])],
+                               [np.sin(z[1]) * np.sin(z[2]), z[0] * np.cos(z[1]) * np.sin(z[2]),
+                                z[0] * np.sin(z[1]) * np.cos(z[2])],
+                               [np.cos(z[1]), -z[0] * np.sin(z[1]), 0.0]]), 3),
+    "f4": (lambda z: np.array([z[0], 5 * z[2], 4 * z[1] ** 2 - 2 * z[2], z[2] * np.sin(z[0])]),
+           lambda z: np.array([[1.0, 0, 0], [0, 0, 5], [0, 8 * z[1], -2],
+                               [z[2] * np.cos(z[0]), 0, np.sin(z[0])]]), 3),
+    "f5": (lambda z: np.array([5 * z[1], 4 * z[0] ** 2 - 2 * np.sin(z[1] * z[2]), z[1] * z[2]]),
+           lambda z: np.array([[0, 5.0, 0], [8 * z[0], -2 * z[2] * np.cos(z[1] * z[2]),
+                                             -2 * z[1] * np.cos(z[1] * z[2])], [0, z[2], z[1]]]), 3),
+    "rosen": (lambda z: np.array([rosen(np.asarray(z, dtype=np.float64))]),
+              lambda z: rosen_grad(np.asarray(z, dtype=np.float64))[None, :], 5),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(SCIPY_JACOBIANS))
+def test_scipy_jacobian_examples(name, dtype):
+    f, jac, n = SCIPY_JACOBIANS[name]
+    x = np.random.default_rng(458912319542).random(n).astype(dtype)
+    exact = jac(x.astype(np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastnet.DifferenceWarning)
+        J = fastnet.jacobian(f, x, richardson=True)
+    assert J.value.dtype == dtype
+    # scipy's tolerances: atol 1e-10 in float64, 1.99e-3 in float32
+    np.testing.assert_allclose(J.value, exact, rtol=0, atol=1e-10 if dtype == np.float64 else 1.99e-3)
+
+
+def test_scipy_hessian_examples():
+    x = np.random.default_rng(458912319542).random(3)
+    H = fastnet.hessian(rosen, x, richardson=True)
+    np.testing.assert_allclose(H.value, rosen_hess(x), rtol=0, atol=1e-8)
+    x32 = x.astype(np.float32)
+    exact = rosen_hess(x32.astype(np.float64))
+    H32 = fastnet.hessian(lambda v: rosen(v.astype(np.float64)), x32, richardson=True).value
+    mask = exact != 0
+    np.testing.assert_allclose(H32[mask], exact[mask], rtol=1e-3)
+    np.testing.assert_allclose(H32[~mask], 0, atol=1e-2 * np.abs(exact[mask]).min())
