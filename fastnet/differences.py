@@ -6,6 +6,8 @@ actually taken, (x + h) - (x - h) as rounded in x's dtype, not by the nominal 2h
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -178,7 +180,18 @@ def announce(retreated: tuple[tuple[int, ...], ...]) -> None:
         warnings.warn(f"f was not finite at x +- h for {len(retreated)} entr"
                       f"{'y' if len(retreated) == 1 else 'ies'} of x ({shown}): smaller or "
                       "one-sided steps were used there (see the result's `retreated`)",
-                      DifferenceWarning, stacklevel=4)
+                      DifferenceWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The stacklevel of the first frame outside fastnet: warnings point at the user's call."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def exponents(method: str, levels: int) -> list[int]:
