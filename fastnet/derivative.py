@@ -17,6 +17,11 @@ from fastnet.perturb import check_x
 from fastnet.steps import COMPLEX_STEP, default_scale, resolve_steps
 
 
+_DROPS_IMAG = ("method='complex' needs f to compute in complex arithmetic and return complex "
+               "values; f returned real ones for complex points (it drops the imaginary part, so "
+               "the complex step would give 0)")
+
+
 class _Pointwise:
     """values(entries, points)[q, k, 0] = f(points[q, k]) for an elementwise f."""
 
@@ -36,6 +41,8 @@ class _Pointwise:
         flat = np.ascontiguousarray(pts.reshape(-1))
         self.evaluations += flat.size
         if self.jitted:
+            if complex_ and np.asarray(self.f(flat[0])).dtype.kind != "c":
+                raise TypeError(_DROPS_IMAG)
             out = np.empty(flat.size, dtype=np.complex128 if complex_ else np.float64)
             try:
                 nd.scalar_map(self.f, flat, out)
@@ -53,6 +60,8 @@ class _Pointwise:
                             f"shape {pts.shape}")
         if raw.dtype.kind not in "biufc" or (raw.dtype.kind == "c" and not complex_):
             raise TypeError(f"f must return real numbers, got dtype {raw.dtype}")
+        if complex_ and raw.dtype.kind != "c":
+            raise TypeError(_DROPS_IMAG)
         return raw.astype(np.complex128 if complex_ else np.float64).reshape(pts.shape)
 
     def values(self, entries: npt.NDArray[np.int64], points: npt.NDArray[Any]) -> npt.NDArray[Any]:

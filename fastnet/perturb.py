@@ -122,6 +122,13 @@ class Evaluator:
                 raise TypeError("f must return an array for a Jacobian, got a scalar "
                                 "(use fastnet.numerical_gradient for a scalar f)")
             self.out_shape = tuple(int(s) for s in shape)
+        if self.complex_ and np.asarray(raw).dtype.kind != "c":
+            # A real value at x + 0i means f dropped the imaginary part (np.real, abs, float()):
+            # every derivative would come out 0.
+            raise TypeError(f"method='complex' needs f to compute in complex arithmetic and "
+                            f"return a complex value; f returned {type(raw).__name__} for a "
+                            "complex x (it drops the imaginary part, so the complex step would "
+                            "give 0)")
         f0 = as_values(raw, self.complex_, self.out_shape)
         if not np.isfinite(f0).all():
             raise ValueError("f(x) is not finite: there is no derivative to estimate at x")

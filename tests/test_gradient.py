@@ -156,7 +156,7 @@ def test_python_f_raising_midway_leaves_x_unchanged(method):
         calls["n"] += 1
         if calls["n"] == 100:
             raise Boom("call 100")
-        return float(np.sum(np.real(v) ** 2))
+        return np.sum(v * v)  # complex for the complex step, real otherwise
 
     with pytest.raises(Boom, match="call 100"):
         fastnet.numerical_gradient(f, x, method=method)

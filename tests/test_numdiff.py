@@ -520,3 +520,14 @@ def test_scipy_hessian_examples():
     mask = exact != 0
     np.testing.assert_allclose(H32[mask], exact[mask], rtol=1e-3)
     np.testing.assert_allclose(H32[~mask], 0, atol=1e-2 * np.abs(exact[mask]).min())
+
+
+@pytest.mark.parametrize("f", [njit(lambda v: np.sum(v.real ** 2)), lambda v: float(np.sum(np.real(v) ** 2))],
+                         ids=["njit", "python"])
+def test_complex_step_with_an_f_that_drops_the_imaginary_part_is_an_error(f):
+    with pytest.raises(TypeError, match="complex"):
+        fastnet.numerical_gradient(f, np.ones(3), method="complex")
+    with pytest.raises(TypeError, match="complex"):
+        fastnet.numerical_diff(np.real, np.ones(3), method="complex")
+    with pytest.raises(TypeError, match="complex"):
+        fastnet.numerical_diff(njit(lambda v: v.real), np.ones(3), method="complex")
