@@ -24,7 +24,8 @@ def method_code(method: object) -> int:
     """The kernel constant for a method name; ValueError naming `method` otherwise (also for a
     list or other unhashable value, which a plain dict lookup would turn into a TypeError)."""
     if not isinstance(method, str):
-        raise ValueError(f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
+        # ValueError like any other unknown method (None and 0 have always given one)
+        raise ValueError(  # noqa: TRY004f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
                         f"got {type(method).__name__} {method!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
