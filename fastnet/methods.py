@@ -25,7 +25,7 @@ def method_code(method: object) -> int:
     list or other unhashable value, which a plain dict lookup would turn into a TypeError)."""
     if not isinstance(method, str):
         # ValueError like any other unknown method (None and 0 have always given one)
-        raise ValueError(  # noqa: TRY004f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
+        raise ValueError(f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
                         f"got {type(method).__name__} {method!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
