@@ -15,9 +15,14 @@ from fastnet import datasets, reference
 from fastnet._version import __version__
 from fastnet.descent import Descent, DivergenceWarning, gradient_descent
 from fastnet.gradcheck import GradientCheck, StepStudy, gradient_check, relative_error, step_study
-from fastnet.gradient import numerical_gradient
+from fastnet.checks import DerivativeCheck, GradientCheckError, check_gradient, check_jacobian
+from fastnet.derivative import numerical_diff
+from fastnet.differences import Derivative, DifferenceWarning
+from fastnet.gradient import gradient, numerical_gradient
+from fastnet.hessian import hessian
 from fastnet.history import History
 from fastnet.io import load, save
+from fastnet.jacobian import jacobian
 from fastnet.network import TwoLayerNet
 from fastnet.sweeps import SweepResult, sweep
 from fastnet.threads import num_threads, set_num_threads
@@ -26,17 +31,27 @@ from fastnet.training import train
 __all__ = [
     "Descent",
     "DivergenceWarning",
+    "Derivative",
+    "DerivativeCheck",
+    "DifferenceWarning",
     "GradientCheck",
+    "GradientCheckError",
     "History",
     "StepStudy",
     "SweepResult",
     "TwoLayerNet",
     "__version__",
+    "check_gradient",
+    "check_jacobian",
     "datasets",
+    "gradient",
     "gradient_check",
     "gradient_descent",
+    "hessian",
+    "jacobian",
     "load",
     "num_threads",
+    "numerical_diff",
     "numerical_gradient",
     "reference",
     "relative_error",

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from fastnet._typing import ArrayLike, NDArray, Params
+from fastnet.checks import GradientCheckError
+from fastnet.validation import positive_float
 from fastnet.methods import DEFAULT_STEP, method_code, step_for
 from fastnet.network import PARAM_NAMES
 from fastnet.validation import check_seed, check_step_for, positive_int
@@ -71,6 +72,11 @@ class ParamCheck:
     max_abs: float
     max_rel: float
     mean_abs: float
+    failures: int = 0  # entries beyond atol + rtol |numerical|
+
+    @property
+    def passed(self) -> bool:
+        return self.failures == 0
 
     def __getitem__(self, key: str) -> float:
         """check["W1"]["max_rel"] reads like the dict from GradientCheck.as_dict()."""
@@ -108,6 +114,13 @@ class GradientCheck:
     rows: tuple[ParamCheck, ...]
     h: float
     method: str
+    rtol: float = 1e-4
+    atol: float = 1e-6
+
+    @property
+    def passed(self) -> bool:
+        """Every entry of every parameter within |backprop - numerical| <= atol + rtol |numerical|."""
+        return all(r.passed for r in self.rows)
 
     def __getitem__(self, name: str) -> ParamCheck:
         for row in self.rows:
@@ -142,19 +155,27 @@ class GradientCheck:
 
     def __str__(self) -> str:
         head = f"gradient check: backprop vs numerical ({self.method}, h={self.h:g})"
-        lines = [head, f"{'param':<6} {'shape':>12} {'max |a-n|':>12} {'mean |a-n|':>12} {'max rel err':>12}"]
+        lines = [head, f"{'param':<6} {'shape':>12} {'max |a-n|':>12} {'mean |a-n|':>12} "
+                       f"{'max rel err':>12} {'failed':>7}"]
         for r in self.rows:
             shape = "x".join(map(str, r.shape))
-            lines.append(f"{r.name:<6} {shape:>12} {r.max_abs:12.3e} {r.mean_abs:12.3e} {r.max_rel:12.3e}")
+            lines.append(f"{r.name:<6} {shape:>12} {r.max_abs:12.3e} {r.mean_abs:12.3e} "
+                         f"{r.max_rel:12.3e} {r.failures:7d}")
+        verdict = "passed" if self.passed else "FAILED"
+        lines.append(f"{verdict} at rtol={self.rtol:g}, atol={self.atol:g} "
+                     "(|backprop - numerical| <= atol + rtol |numerical| for every entry)")
         return "\n".join(lines)
 
 
 def gradient_check(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, h: float | None = None, method: str = "central",
-                   *, threads: int | None = None) -> GradientCheck:
+                   *, threads: int | None = None, rtol: float = 1e-4, atol: float = 1e-6,
+                   raise_on_failure: bool = False) -> GradientCheck:
     """Compare net.gradient (backprop) with net.numerical_gradient parameter by parameter.
 
     The relative error ``|a - n| / max(|a| + |n|, tiny)`` is the maximum over entries; entries where
-    both gradients are exactly 0 count as 0.
+    both gradients are exactly 0 count as 0. The check passes when every entry satisfies
+    ``|a - n| <= atol + rtol |n|`` (`.passed`; per parameter, `.failures`); raise_on_failure=True
+    raises GradientCheckError (an AssertionError) when it does not.
 
     Parameters
     ----------
@@ -170,6 +191,10 @@ def gradient_check(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, h: float | None
         Difference formula of the numerical gradient.
     threads : int, optional
         numba threads for the numerical gradient.
+    rtol, atol : float, default 1e-4 and 1e-6
+        The tolerance of the pass/fail verdict, per entry.
+    raise_on_failure : bool, default False
+        Raise GradientCheckError when the check fails (for use in tests).
 
     Returns
     -------
@@ -179,7 +204,10 @@ def gradient_check(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, h: float | None
     Raises
     ------
     TypeError, ValueError
-        Bad inputs, labels, method, step or thread count (see `TwoLayerNet.numerical_gradient`).
+        Bad inputs, labels, method, step, tolerances or thread count (see
+        `TwoLayerNet.numerical_gradient`).
+    GradientCheckError
+        With raise_on_failure=True, when an entry is outside the tolerance.
 
     Examples
     --------
@@ -187,21 +215,31 @@ def gradient_check(net: TwoLayerNet, x: ArrayLike, t: ArrayLike, h: float | None
     >>> from fastnet import TwoLayerNet
     >>> net = TwoLayerNet(4, 3, 2, seed=0)
     >>> check = gradient_check(net, np.linspace(0, 1, 20).reshape(5, 4), [0, 1, 0, 1, 1])
-    >>> check.max_rel < 1e-6
-    True
+    >>> check.max_rel < 1e-6, check.passed
+    (True, True)
     >>> sorted(check.as_dict())
     ['W1', 'W2', 'b1', 'b2']
     """
     h = step_for(method, h)
+    rtol = positive_float(rtol, "rtol")
+    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not math.isfinite(atol) \
+            or atol < 0:
+        raise ValueError(f"atol must be a finite number >= 0, got {atol!r}")
+    if not isinstance(raise_on_failure, bool):
+        raise TypeError(f"raise_on_failure must be True or False, got {raise_on_failure!r}")
     analytic = net.gradient(x, t)
     numeric = net.numerical_gradient(x, t, h=h, method=method, threads=threads)
     rows = []
     for name in PARAM_NAMES:
         a, n = analytic[name], numeric[name]
         diff = np.abs(a.astype(np.float64) - n.astype(np.float64))
+        failures = int((diff > atol + rtol * np.abs(n.astype(np.float64))).sum())
         rows.append(ParamCheck(name, tuple(a.shape), float(diff.max()),
-                               float(relative_error(a, n).max()), float(diff.mean())))
-    return GradientCheck(tuple(rows), h, method)
+                               float(relative_error(a, n).max()), float(diff.mean()), failures))
+    check = GradientCheck(tuple(rows), h, method, rtol, float(atol))
+    if raise_on_failure and not check.passed:
+        raise GradientCheckError(str(check))
+    return check
 
 
 @dataclass(frozen=True)

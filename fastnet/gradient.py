@@ -6,34 +6,139 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba.core import errors as numba_errors
-from numba.extending import is_jitted
+import numpy.typing as npt
 
-import kernels
-from fastnet._typing import NDArray
-from fastnet.methods import method_code, step_for
-from fastnet.threads import num_threads
-
-
-def _check_x(x: object) -> None:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x must be a numpy array of floats, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"x must be a float array (float32 or float64), got dtype {x.dtype}: "
-                        "perturbing integers by h would round the step away")
-    if x.size == 0:
-        raise ValueError("x is empty: there is nothing to differentiate")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains NaN or inf")
+from fastnet.differences import Derivative, single_step
+from fastnet.differences import richardson as _richardson
+from fastnet.methods import method_code
+from fastnet.perturb import Evaluator, check_common, check_x
+from fastnet.steps import (
+    COMPLEX_STEP,
+    RICHARDSON_BASE,
+    RICHARDSON_STEPS,
+    default_scale,
+    resolve_steps,
+)
+from fastnet.validation import positive_int
 
 
-def numerical_gradient(f: Callable[..., Any], x: NDArray[Any], h: float | None = None, method: str = "central", *,
-                       args: tuple[Any, ...] = (), threads: int | None = None) -> NDArray[Any]:
-    """Gradient of the scalar ``f(x, *args)`` at x by perturbing each entry: an array shaped like x.
+def prepare(f: Any, x: Any, h: Any, method: Any, args: Any, threads: Any, richardson: Any,
+            num_steps: Any, kind: str = "gradient"
+            ) -> tuple[npt.NDArray[np.float64], bool, int]:
+    """Check every argument before f runs; (steps, is_default, number of steps)."""
+    method_code(method)
+    check_common(f, args, threads)
+    if not isinstance(richardson, bool):
+        raise TypeError(f"richardson must be True or False, got {richardson!r}")
+    check_x(x)
+    if richardson:
+        n_steps = RICHARDSON_STEPS[kind] if num_steps is None else positive_int(num_steps, "num_steps")
+        if n_steps < 2:
+            raise ValueError(f"num_steps must be >= 2 for Richardson extrapolation, got {n_steps}")
+        steps, is_default = resolve_steps(h, x, RICHARDSON_BASE[kind])
+        return steps, is_default, n_steps
+    if num_steps is not None:
+        raise ValueError("num_steps applies only with richardson=True")
+    if method == "complex":
+        steps, is_default = resolve_steps(h, x, None, COMPLEX_STEP)
+    else:
+        order = "central" if method == "central" else "one-sided"
+        steps, is_default = resolve_steps(h, x, default_scale(order, x.dtype))
+    return steps, is_default, 1
 
-    The book's `numerical_gradient(f, x)`, extended. method "central" (default), "forward",
-    "backward" (finite differences at step h, default 1e-4) or "complex" (Im f(x + i h e_p) / h,
-    default h = 1e-20; f must accept complex input and be analytic in x).
+
+def gradient(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, method: str = "central", *,
+             richardson: bool = False, num_steps: int | None = None, args: tuple[Any, ...] = (),
+             threads: int | None = None) -> Derivative:
+    """Gradient of the scalar f(x, *args) at x, with the steps taken and, optionally, error estimates.
+
+    Parameters
+    ----------
+    f : callable
+        f(x, *args) -> scalar. An @njit f runs in fastnet's compiled loop, parallel over entries
+        on per-thread copies of x (x is never written; results do not depend on the thread
+        count). Any other callable is evaluated in a Python loop that perturbs x in place, as the
+        book does, and restores every entry bit for bit, also when f raises.
+    x : ndarray of float32 or float64
+        The point, any shape and layout (writable for a Python f).
+    h : float, ndarray or None
+        None: a step per entry scaled to |x_i| and the dtype (see `fastnet.steps`); a float: one
+        absolute step for every entry (the book's meaning); an array shaped like x: one absolute
+        step per entry. With richardson=True, the largest step of the sequence (default
+        0.5 * max(1, |x_i|)).
+    method : {"central", "forward", "backward", "complex"}
+        One-sided differences evaluate f(x) once: n + 1 evaluations in all. "complex" needs an f
+        that accepts complex input and is analytic in x.
+    richardson : bool
+        Extrapolate differences at num_steps halving steps (default 8) to h -> 0, with an error
+        estimate per entry.
+    num_steps : int, optional
+        Number of steps of the Richardson sequence.
+    args : tuple
+        Extra arguments of f.
+    threads : int, optional
+        numba threads for an @njit f (restored afterwards).
+
+    Returns
+    -------
+    Derivative
+        value (shaped like x, x's dtype), error (Richardson only), step, evaluations, retreated.
+
+    Raises
+    ------
+    TypeError
+        x not a float32/float64 array, f not callable or not returning a scalar, bad method/args.
+    ValueError
+        Bad h (including a step lost to rounding: x + h == x, named by entry), x not finite,
+        f(x) not finite, or no finite difference at some entry.
+
+    Warns
+    -----
+    DifferenceWarning
+        Where f(x +- h) was not finite and a smaller or one-sided step was used.
+
+    Examples
+    --------
+    >>> import numpy as np, fastnet
+    >>> r = fastnet.gradient(lambda v: float(np.sum(v ** 3)), np.array([1.0, 2.0]), richardson=True)
+    >>> np.allclose(r.value, [3.0, 12.0], rtol=1e-12), bool((r.error < 1e-8).all())
+    (True, True)
+    """
+    steps, _, n_steps = prepare(f, x, h, method, args, threads, richardson, num_steps)
+    ev = Evaluator(f, x, args, threads, complex_=method == "complex")
+    flat = np.array(x, dtype=x.dtype).reshape(-1)
+    if richardson:
+        value, error, step, retreated = _richardson(ev, flat, steps, method, n_steps, x.shape)
+        return Derivative(_cast(value[:, 0], x), error[:, 0].reshape(x.shape),
+                          step[:, 0].reshape(x.shape), ev.evaluations, retreated, method)
+    d, taken, retreated = single_step(ev, flat, steps, method, x.shape)
+    return Derivative(_cast(d[:, 0], x), None, np.abs(taken).reshape(x.shape), ev.evaluations,
+                      retreated, method)
+
+
+def _cast(v: npt.NDArray[np.float64], x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    with np.errstate(over="ignore"):
+        out = v.astype(x.dtype).reshape(x.shape)
+    if not np.isfinite(out).all():
+        q = int(np.flatnonzero(~np.isfinite(out.reshape(-1)))[0])
+        where = tuple(int(i) for i in np.unravel_index(q, x.shape))
+        raise ValueError(f"the derivative at entry {where} of x ({v.reshape(-1)[q]:g}) overflows "
+                         f"{x.dtype}")
+    return out
+
+
+def numerical_gradient(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None,
+                       method: str = "central", *, args: tuple[Any, ...] = (),
+                       threads: int | None = None) -> npt.NDArray[Any]:
+    """Gradient of the scalar f(x, *args) at x by perturbing each entry: an array shaped like x.
+
+    The book's `numerical_gradient(f, x)`, extended; `fastnet.gradient` returns the same values
+    with the steps taken, the number of evaluations and optional Richardson extrapolation.
+    method "central" (default), "forward", "backward" or "complex" (Im f(x + i h e_p) / h).
+    h=None picks a step per entry scaled to |x_i| and the dtype (eps^(1/3) max(1, |x_i|) central,
+    eps^(1/2) max(1, |x_i|) one-sided, 1e-20 complex); a float h is one absolute step (the book's
+    1e-4 is h=1e-4); an array h gives one step per entry. Differences are divided by the step
+    actually taken. See `fastnet.gradient` for parameters, errors and warnings.
 
     * An @njit f runs in fastnet's compiled loop, parallel over entries on per-thread copies of x,
       so x is never written (read-only and non-contiguous x are fine).
@@ -42,131 +147,10 @@ def numerical_gradient(f: Callable[..., Any], x: NDArray[Any], h: float | None =
       for bit, also when f raises. x must then be writable. For method="complex" f receives a
       complex copy of x and must compute from its argument.
 
-    Parameters
-    ----------
-    f : callable
-        ``f(x, *args)`` returning a real scalar; an ``@numba.njit`` function runs compiled.
-    x : ndarray of float
-        The point, any shape, finite; float32 or float64 for an ``@njit`` f.
-    h : float, optional
-        Step, finite and > 0; default 1e-4, or 1e-20 for ``method="complex"``.
-    method : {"central", "forward", "backward", "complex"}
-        The difference formula.
-    args : tuple, default ()
-        Extra arguments passed to f after x.
-    threads : int, optional
-        numba threads for the compiled loop (the previous count is restored afterwards).
-
-    Returns
-    -------
-    ndarray
-        The gradient, shaped like x, in x's dtype.
-
-    Raises
-    ------
-    TypeError
-        f not callable, x not a float array, args not a tuple, or an @njit f that numba cannot
-        compile for x.
-    ValueError
-        x empty or not finite, an unknown method, a bad step, a read-only x with a Python f.
-    RuntimeError
-        An @njit f raised inside the parallel loop but not when repeated on one thread.
-
     Examples
     --------
-    >>> import numpy as np
-    >>> def f(w):
-    ...     return float(np.sum(w ** 2))
-    >>> numerical_gradient(f, np.array([1.0, -2.0, 0.5])).round(6)
-    array([ 2., -4.,  1.])
+    >>> import numpy as np, fastnet
+    >>> fastnet.numerical_gradient(lambda v: float(np.sum(v ** 2)), np.array([3.0, 4.0]))
+    array([6., 8.])
     """
-    code = method_code(method)
-    h = step_for(method, h)
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
-    if not isinstance(args, tuple):
-        raise TypeError(f"args must be a tuple, got {type(args).__name__}")
-    _check_x(x)
-    if is_jitted(f):
-        if x.ndim == 0:
-            # One entry: nothing to parallelise, and the compiled loop needs an axis to iterate.
-            # An @njit f reads its argument, so a private copy keeps x unwritten as promised.
-            return _python(f, np.array(x, copy=True), h, code, args)
-        return _compiled(f, x, h, code, method, args, threads)
-    return _python(f, x, h, code, args)
-
-
-def _compiled(f: Callable[..., Any], x: NDArray[Any], h: float, code: int, method: str, args: tuple[Any, ...],
-              threads: int | None) -> NDArray[Any]:
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"an @njit f needs x of dtype float32 or float64, got {x.dtype}")
-    # A private writable copy: the kernels never write x, and a read-only x would cost numba a
-    # separate compilation.
-    xc = np.array(x, order="C", copy=True)
-    if code == kernels.COMPLEX:
-        xc = xc.astype(np.complex64 if x.dtype == np.float32 else np.complex128)
-    out = np.empty(x.shape, dtype=x.dtype)
-    failed = np.zeros(x.size, dtype=np.uint8)
-    step = x.dtype.type(h)
-
-    def run(serial: bool) -> None:
-        if code == kernels.COMPLEX:
-            loop = kernels.complex_step_loop_serial if serial else kernels.complex_step_loop
-            loop(f, xc, step, args, out, failed)
-        else:
-            loop = kernels.numerical_gradient_loop_serial if serial else kernels.numerical_gradient_loop
-            loop(f, xc, step, code, args, out, failed)
-
-    try:
-        with num_threads(threads) as n_threads:
-            # One thread: the serial loop, through which f's exceptions propagate unchanged.
-            run(serial=n_threads == 1)
-        if failed.any():
-            # f raised inside the parallel loop, where numba cannot pass the exception on: run the
-            # serial loop, which raises it (f's own type and message) if f raises again.
-            run(serial=True)
-            raise RuntimeError(f"f raised inside the parallel loop at entry "
-                               f"{int(np.flatnonzero(failed)[0])} of x, but not when the loop was "
-                               "repeated on one thread (does f keep state between calls?)")
-    except numba_errors.TypingError as exc:
-        if code == kernels.COMPLEX:
-            what = f"a complex array x (method={method!r} needs f to accept complex input)"
-        else:
-            what = f"a {x.dtype} array x"
-        raise TypeError(f"f could not be compiled for {what}, or does not return a scalar "
-                        "(numba's typing error above)") from exc
-    return out
-
-
-def _python(f: Callable[..., Any], x: NDArray[Any], h: float, code: int, args: tuple[Any, ...]) -> NDArray[Any]:
-    if not x.flags.writeable:
-        raise ValueError("x is read-only: a Python f is evaluated with x perturbed in place; "
-                         "pass a writable array (or an @njit f, which works on copies)")
-    grad = np.zeros(x.shape, dtype=x.dtype)
-    if code == kernels.COMPLEX:
-        xc = x.astype(np.result_type(x.dtype, np.complex64))
-        for idx in np.ndindex(x.shape):
-            old = xc[idx]
-            xc[idx] = old + 1j * h
-            try:
-                grad[idx] = np.imag(f(xc, *args)) / h
-            finally:
-                xc[idx] = old
-        return grad
-    step = x.dtype.type(h)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]  # a scalar copy of the exact bits
-        try:
-            x[idx] = old + step
-            fp = f(x, *args)
-            x[idx] = old - step
-            fm = f(x, *args)
-        finally:
-            x[idx] = old
-        if code == kernels.CENTRAL:
-            grad[idx] = (fp - fm) / (2 * h)
-        elif code == kernels.FORWARD:
-            grad[idx] = (fp - f(x, *args)) / h
-        else:
-            grad[idx] = (f(x, *args) - fm) / h
-    return grad
+    return gradient(f, x, h, method, args=args, threads=threads).value

@@ -12,8 +12,10 @@ METHODS = {
     "complex": kernels.COMPLEX,
 }
 
-# Finite differences balance truncation (grows with h) against rounding (grows as 1/h in a naive
-# loop); 1e-4 is the book's choice. The complex step has no subtraction, hence no rounding arm:
+# The network's default steps (TwoLayerNet.numerical_gradient, gradient_check): its kernel sums
+# exact per-sample loss changes, so there is no rounding arm to balance and the book's 1e-4 stays.
+# Functions of the user's (fastnet.numerical_gradient and friends) get steps scaled to |x| and the
+# dtype instead, see fastnet.steps. The complex step has no subtraction, hence no rounding arm:
 # a tiny step makes its O(h^2) truncation vanish.
 DEFAULT_STEP = {"central": 1e-4, "forward": 1e-4, "backward": 1e-4, "complex": 1e-20}
 
@@ -40,7 +42,11 @@ def method_code(method: object) -> int:
     >>> method_code("complex") == METHODS["complex"]
     True
     """
-    if not isinstance(method, str) or method not in METHODS:
+    if not isinstance(method, str):
+        # ValueError like any other unknown method (None and 0 have always given one)
+        raise ValueError(f"method must be a string, one of {', '.join(map(repr, METHODS))}; "
+                        f"got {type(method).__name__} {method!r}")
+    if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     return int(METHODS[method])
 

@@ -164,3 +164,26 @@ def test_rows_read_like_the_dict(small_net):
             assert check[name][key] == as_dict[name][key] == getattr(check[name], key)
     with pytest.raises(KeyError):
         check["W1"]["nope"]
+
+
+def test_gradient_check_tolerance_and_pass_fail():
+    import fastnet
+    from fastnet import GradientCheckError
+
+    rng = np.random.default_rng(11)
+    net = fastnet.TwoLayerNet(6, 4, 3, seed=1)
+    x = rng.random((5, 6))
+    t = rng.integers(0, 3, 5)
+    good = fastnet.gradient_check(net, x, t)
+    assert good.passed and all(r.failures == 0 for r in good.rows)
+    assert "passed at rtol=0.0001" in str(good)
+    # h = 0.5: truncation far beyond a tight tolerance
+    bad = fastnet.gradient_check(net, x, t, h=0.5, rtol=1e-9, atol=1e-12)
+    assert not bad.passed and sum(r.failures for r in bad.rows) > 0
+    assert "FAILED" in str(bad)
+    with pytest.raises(GradientCheckError, match="FAILED"):
+        fastnet.gradient_check(net, x, t, h=0.5, rtol=1e-9, atol=1e-12, raise_on_failure=True)
+    with pytest.raises(ValueError, match="rtol"):
+        fastnet.gradient_check(net, x, t, rtol=0)
+    with pytest.raises(ValueError, match="atol"):
+        fastnet.gradient_check(net, x, t, atol=-1.0)
