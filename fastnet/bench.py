@@ -1058,7 +1058,7 @@ def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequenc
     >>> report = run(quick=True, batch_sizes=[2], dtypes=["float64"], net="20-4-10", batch=4, subset=2,
     ...              repeat=1)
     >>> len(report.kernels), [row.kernel for row in report.numerical_gradient][:1]
-    (7, ['numerical_gradient (mnist-like)'])
+    (9, ['numerical_gradient (mnist-like)'])
     """
     import numba
 
