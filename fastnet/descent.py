@@ -25,7 +25,35 @@ __all__ = ["Descent", "DivergenceWarning", "gradient_descent"]
 
 
 class DivergenceWarning(RuntimeWarning):
-    """Gradient descent diverged: a non-finite iterate, or f ended above its starting value."""
+    """Gradient descent diverged: a non-finite iterate, or f ended above its starting value.
+
+    A warning rather than an error because a diverging run is a result worth seeing (the book
+    shows one, with lr=10); the returned `Descent` records it too. Turn it into an error with
+    ``warnings.simplefilter("error", DivergenceWarning)``.
+
+    Parameters
+    ----------
+    *args : object
+        The message, as for any warning.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from fastnet.functions import square_sum
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always", DivergenceWarning)
+    ...     result = gradient_descent(square_sum, np.array([-3.0, 4.0]), lr=1.5, step_num=3, path=True)
+    >>> [w.category.__name__ for w in caught], bool(result.diverged)
+    (['DivergenceWarning'], True)
+    >>> print(caught[0].message)
+    gradient_descent with lr=1.5: diverged: f grew from 25 to 1600, first at step 1
+    """
+
+    # RuntimeWarning's own constructor, spelled out: Python can state the signature of a class
+    # that defines __init__, and documentation tools ask for it.
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
 
 
 @dataclass
@@ -37,7 +65,7 @@ class Descent:
     x : ndarray
         The final iterate (the last finite one if the loop stopped on a non-finite iterate).
     path : ndarray
-        Every iterate, shape (steps + 1, *x.shape): the starting point first.
+        Every iterate, shape ``(steps + 1, *x.shape)``: the starting point first.
     values : ndarray
         f at every iterate of `path` (float64).
     steps : int
@@ -50,6 +78,21 @@ class Descent:
         One line saying what happened.
 
     Unpacks like the book's `x, x_history = gradient_descent(...)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnet.functions import square_sum
+    >>> result = gradient_descent(square_sum, np.array([-3.0, 4.0]), lr=0.1, step_num=2, path=True)
+    >>> result.path
+    array([[-3.  ,  4.  ],
+           [-2.4 ,  3.2 ],
+           [-1.92,  2.56]])
+    >>> result.steps, bool(result.diverged), result.message
+    (2, False, 'f went from 25 to 10.24 in 2 steps')
+    >>> x, x_history = result
+    >>> x_history.shape
+    (3, 2)
     """
 
     x: NDArray[Any]

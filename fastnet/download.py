@@ -102,6 +102,21 @@ def payload_sha256(path: str | os.PathLike[str], max_size: int | None = None) ->
     ValueError
         The gzip stream is invalid (bad header, data or CRC, cut off, trailing garbage) or the
         payload is larger than `max_size`.
+
+    Examples
+    --------
+    A gzip file and its plain payload have the same digest:
+
+    >>> import gzip, hashlib, os, tempfile
+    >>> payload = bytes(range(16))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with open(os.path.join(d, "x"), "wb") as f:
+    ...         _ = f.write(payload)
+    ...     with gzip.open(os.path.join(d, "x.gz"), "wb") as f:
+    ...         _ = f.write(payload)
+    ...     digests = {payload_sha256(os.path.join(d, n)) for n in ("x", "x.gz")}
+    >>> digests == {hashlib.sha256(payload).hexdigest()}
+    True
     """
     return _payload_digest(path, max_size)[0]
 
@@ -281,7 +296,31 @@ def _fetch_to(url: str, f: BinaryIO, label: str, max_bytes: int, deadline_s: flo
 
 
 def max_transfer(size: int, margin: float | None = None) -> int:
-    """The most bytes read from a mirror for a file whose payload is `size` bytes."""
+    """The most bytes read from a mirror for a file whose payload is `size` bytes.
+
+    A gzip container of a payload is never much larger than the payload, so a mirror that sends
+    more is broken or hostile and is cut off there.
+
+    Parameters
+    ----------
+    size : int
+        The payload's size in bytes.
+    margin : float, optional
+        Fraction of `size` allowed beyond it (default ``SIZE_MARGIN``); ``SIZE_SLACK`` bytes are
+        always allowed on top, for gzip headers.
+
+    Returns
+    -------
+    int
+        The limit in bytes.
+
+    Examples
+    --------
+    >>> max_transfer(7840016)
+    7918673
+    >>> max_transfer(1000, margin=0.0)
+    1256
+    """
     margin = SIZE_MARGIN if margin is None else margin
     return size + math.ceil(size * margin) + SIZE_SLACK
 
@@ -323,6 +362,31 @@ def download(name: str, directory: str | os.PathLike[str], urls: Sequence[str], 
         Bad arguments.
     OSError
         `directory` cannot be created or written.
+
+    Examples
+    --------
+    A ``file:`` mirror, here a gzip file in a temporary directory; the first mirror does not exist:
+
+    >>> import gzip, hashlib, os, tempfile
+    >>> from pathlib import Path
+    >>> payload = b"not really an IDX file"
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with gzip.open(os.path.join(d, "x.gz"), "wb") as f:
+    ...         _ = f.write(payload)
+    ...     urls = [Path(d, "missing.gz").as_uri(), Path(d, "x.gz").as_uri()]
+    ...     path = download("x", os.path.join(d, "cache"), urls, hashlib.sha256(payload).hexdigest(),
+    ...                     len(payload))
+    ...     path.name, os.listdir(path.parent)
+    ('x.gz', ['x.gz'])
+
+    When no mirror delivers, the error says what each one did:
+
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     download("x", d, [Path(d, "missing.gz").as_uri()], "0" * 64, 10)
+    Traceback (most recent call last):
+    ...
+    fastnet.download.DownloadError: could not download x:
+      file:///.../missing.gz: FileNotFoundError: ...
     """
     if not isinstance(sha256, str) or len(sha256) != 64:
         raise ValueError(f"sha256 must be a 64-character hex digest, got {sha256!r}")

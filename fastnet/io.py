@@ -38,7 +38,28 @@ LEGACY_STALE_S = 3600.0
 
 
 def temp_prefix(target_name: str) -> str:
-    """Prefix of this process's temporary files for `target_name` (pass to tempfile.mkstemp)."""
+    """Prefix of this process's temporary files for `target_name` (pass to tempfile.mkstemp).
+
+    The prefix names this host and process, so that `sweep_stale_temps` can later tell a file a
+    killed writer left behind from one a live writer is still filling.
+
+    Parameters
+    ----------
+    target_name : str
+        The base name of the file the temporary one will replace.
+
+    Returns
+    -------
+    str
+        ``.<target_name>.<host>-<pid>-``: a hidden name, next to the target.
+
+    Examples
+    --------
+    >>> import os
+    >>> prefix = temp_prefix("params.npz")
+    >>> prefix.startswith(".params.npz."), prefix.endswith(f"-{os.getpid()}-")
+    (True, True)
+    """
     return f".{target_name}.{_HOST_TAG}-{os.getpid()}-"
 
 
@@ -77,6 +98,23 @@ def sweep_stale_temps(directory: str | os.PathLike[str], target_name: str, suffi
     -------
     list of str
         The names of the files removed.
+
+    Examples
+    --------
+    A file of this process (which is alive) stays; one of the same naming whose process is gone is
+    removed:
+
+    >>> import os, subprocess, sys, tempfile
+    >>> gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+    ...                       capture_output=True, text=True).stdout.strip()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     fd, live = tempfile.mkstemp(prefix=temp_prefix("a.txt"), suffix=".tmp", dir=d)
+    ...     os.close(fd)
+    ...     dead = os.path.basename(live).replace(f"-{os.getpid()}-", f"-{gone}-")
+    ...     open(os.path.join(d, dead), "w").close()
+    ...     removed = sweep_stale_temps(d, "a.txt", ".tmp")
+    ...     removed == [dead], os.listdir(d) == [os.path.basename(live)]
+    (True, True)
     """
     pattern = re.compile(
         re.escape(f".{target_name}.") + r"(?:([0-9a-f]{6})-(\d{1,10})-)?[a-z0-9_]{8}" + re.escape(suffix) + r"\Z"

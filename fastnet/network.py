@@ -31,7 +31,38 @@ LOSSES = {"cross_entropy": kernels.CROSS_ENTROPY, "sum_squared": kernels.SUM_SQU
 
 
 def loss_code(loss: object) -> int:
-    """The kernel constant for a loss name; ValueError/TypeError naming `loss` otherwise."""
+    """The kernel constant for a loss name; ValueError/TypeError naming `loss` otherwise.
+
+    The compiled kernels take the loss as an integer constant (numba specialises on it), so the
+    name is checked and translated here, before any kernel runs.
+
+    Parameters
+    ----------
+    loss : str
+        ``"cross_entropy"`` (the book's choice for the network) or ``"sum_squared"``.
+
+    Returns
+    -------
+    int
+        ``kernels.CROSS_ENTROPY`` or ``kernels.SUM_SQUARED``.
+
+    Raises
+    ------
+    TypeError
+        `loss` is not a string.
+    ValueError
+        `loss` is not one of the names above.
+
+    Examples
+    --------
+    >>> import kernels
+    >>> loss_code("sum_squared") == kernels.SUM_SQUARED
+    True
+    >>> loss_code("mse")
+    Traceback (most recent call last):
+    ...
+    ValueError: loss must be one of 'cross_entropy', 'sum_squared', got 'mse'
+    """
     if not isinstance(loss, str):
         raise TypeError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
     if loss not in LOSSES:
@@ -40,7 +71,22 @@ def loss_code(loss: object) -> int:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to this process now (Linux: MemAvailable), else physical memory, or None."""
+    """Bytes of memory available to this process now (Linux: MemAvailable), else physical memory, or None.
+
+    `TwoLayerNet` compares its parameters' size with this before allocating them, so that an
+    impossible size is a ValueError rather than the process being killed for lack of memory.
+
+    Returns
+    -------
+    int or None
+        The number of bytes, or None when the system does not say.
+
+    Examples
+    --------
+    >>> n = available_memory()
+    >>> n is None or n > 0
+    True
+    """
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:

@@ -201,9 +201,44 @@ def plot_descent(f: Callable[[NDArray[np.float64]], Any], path: ArrayLike, out: 
                  title: str | None = None, resolution: int = 200) -> None:
     """Write a PNG to `out`: the iterates of a gradient descent over the contours of f (book fig. 4-10).
 
-    f: f(x) -> scalar for a 2-vector x; path: (K, 2) iterates, the start first (for instance
-    `gradient_descent(..., path=True).path`). The view covers the iterates, except that a path
-    that runs off far beyond its start (a diverging one) is shown around the start, with a note.
+    The view covers the iterates, except that a path that runs off far beyond its start (a
+    diverging one) is shown around the start, with a note: its whole extent would flatten every
+    contour into the start point.
+
+    Parameters
+    ----------
+    f : callable
+        f(x) -> scalar for a 2-vector x, evaluated on a `resolution` x `resolution` grid.
+    path : array_like
+        The iterates, shape (K, 2), the start first: for instance
+        ``gradient_descent(..., path=True).path``.
+    out : str or os.PathLike
+        The PNG file to write (atomically).
+    title : str, optional
+        The plot's title (default: "gradient descent").
+    resolution : int, default 200
+        Grid points per axis for the contours.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    TypeError, ValueError
+        `f` is not callable, or `path` is not a finite (K, 2) array.
+    OSError
+        The file cannot be written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from fastnet.descent import gradient_descent
+    >>> from fastnet.functions import square_sum
+    >>> result = gradient_descent(square_sum, np.array([-3.0, 4.0]), lr=0.1, step_num=20, path=True)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     plot_descent(square_sum, result.path, os.path.join(d, "descent.png"), resolution=20)
+    ...     os.listdir(d)
+    ['descent.png']
     """
     pts = np.asarray(path, dtype=float)
     if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
@@ -272,6 +307,38 @@ def plot_sweep(result: SweepResult, path: str | os.PathLike[str], best: int = 20
     accuracy and the searched values. A grid gets the final test accuracy against the first swept
     setting, one line per combination of the other settings, mean and standard deviation over
     the replicates (seeds) as error bars.
+
+    Parameters
+    ----------
+    result : fastnet.SweepResult
+        A sweep of kind "train" with at least one finished trial.
+    path : str or os.PathLike
+        The PNG file to write (atomically).
+    best : int, default 20
+        How many of the best trials a random search shows.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    ValueError
+        The sweep is not a training sweep, or no trial of it finished.
+    OSError
+        The file cannot be written.
+
+    Examples
+    --------
+    A grid over the learning rate, built by hand from two finished trials:
+
+    >>> import os, tempfile
+    >>> from fastnet.sweeps import SweepResult
+    >>> records = [{"id": "a", "status": "ok", "settings": {"lr": 0.01}, "test_acc": 0.81},
+    ...            {"id": "b", "status": "ok", "settings": {"lr": 0.1}, "test_acc": 0.93}]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     result = SweepResult("train", records, swept=["lr"], out=d, group_by=["lr"])
+    ...     plot_sweep(result, os.path.join(d, "sweep.png"))
+    ...     os.listdir(d)
+    ['sweep.png']
     """
     if result.kind != "train":
         raise ValueError(f"plot_sweep draws training sweeps, got a {result.kind!r} sweep")

@@ -77,7 +77,28 @@ METRICS = {"train": ("test_acc", True), "gradcheck": ("max_abs_err", False),
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """The sweep was interrupted (Ctrl-C or SIGTERM); finished trials are saved, `resume` continues."""
+    """The sweep was interrupted (Ctrl-C or SIGTERM); finished trials are saved, `resume` continues.
+
+    A KeyboardInterrupt, so that code which stops on Ctrl-C still stops; it adds what a caller
+    needs to say how far the sweep got and where to resume it.
+
+    Parameters
+    ----------
+    done : int
+        Trials finished (and saved) so far, including those of earlier runs.
+    total : int
+        Trials in the sweep.
+    out : str
+        The results directory, to resume in.
+
+    Examples
+    --------
+    >>> exc = SweepInterrupted(3, 10, "runs/sweep")
+    >>> print(exc)
+    interrupted after 3 of 10 trials
+    >>> isinstance(exc, KeyboardInterrupt), exc.out
+    (True, 'runs/sweep')
+    """
 
     def __init__(self, done: int, total: int, out: str):
         super().__init__(f"interrupted after {done} of {total} trials")
@@ -158,10 +179,35 @@ def _split_item(item: str) -> tuple[str, str]:
 def parse_grid(items: Iterable[str] | Mapping[str, Any]) -> dict[str, list[Any]]:
     """Grid axes from 'name=v1,v2' / 'name=lo..hi' strings (or a mapping name -> list, range string or value).
 
+    Values are converted to each setting's type and checked here, so that a typo fails before
+    any trial runs. Dashes in names are read as underscores (``split-seed`` is ``split_seed``).
+
+    Parameters
+    ----------
+    items : iterable of str or mapping
+        ``["lr=0.01,0.1", "seed=0..4"]`` (a range of integers includes both ends), or a mapping
+        such as ``{"lr": [0.01, 0.1], "seed": "0..4"}`` as read from a config file.
+
+    Returns
+    -------
+    dict of str to list
+        Each setting's values, in the order given.
+
+    Raises
+    ------
+    ValueError
+        An unknown setting, a setting given twice, or a value the setting cannot take.
+
     Examples
     --------
     >>> parse_grid(["lr=0.01,0.1", "seed=0..2"])
     {'lr': [0.01, 0.1], 'seed': [0, 1, 2]}
+    >>> parse_grid({"hidden": [10, 50], "split-seed": "0..1"})
+    {'hidden': [10, 50], 'split_seed': [0, 1]}
+    >>> parse_grid(["lr=0.1,-1"])
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be finite and > 0, got -1.0
     """
     grid: dict[str, list[Any]] = {}
     if isinstance(items, Mapping):
@@ -234,10 +280,30 @@ def _distribution(name: str, text: str) -> Distribution:
 def parse_random(items: Iterable[str] | Mapping[str, str]) -> dict[str, Distribution]:
     """Random-search axes from 'name=log:1e-6:1e-2' style strings (or a mapping name -> such text).
 
+    Parameters
+    ----------
+    items : iterable of str or mapping
+        ``NAME=log:LOW:HIGH`` (log-uniform, LOW > 0), ``uniform:LOW:HIGH``, ``int:LOW:HIGH``
+        (both ends included) or ``choice:A,B,...``; or a mapping of names to that text.
+
+    Returns
+    -------
+    dict of str to Distribution
+        One distribution per setting; `trials_from` draws from them.
+
+    Raises
+    ------
+    ValueError
+        An unknown setting, a setting given twice, malformed text, or a range holding values the
+        setting cannot take.
+
     Examples
     --------
-    >>> parse_random(["lr=log:1e-6:1e-2"])["lr"].kind
-    'log'
+    >>> axes = parse_random(["lr=log:1e-6:1e-2", "hidden=int:10:100"])
+    >>> axes["lr"].kind, axes["lr"].low, axes["lr"].high, axes["hidden"].kind
+    ('log', 1e-06, 0.01, 'int')
+    >>> parse_random({"dtype": "choice:float32,float64"})["dtype"].choices
+    ('float32', 'float64')
     """
     pairs = items.items() if isinstance(items, Mapping) else (_split_item(i) for i in items)
     out: dict[str, Distribution] = {}
@@ -265,7 +331,48 @@ def trials_from(kind: str = "train", grid: Mapping[str, Sequence[Any]] | None = 
                 fixed: Mapping[str, Any] | None = None, seed: int = 0) -> list[dict[str, Any]]:
     """The full settings of every trial: fixed settings, then each random draw times each grid point.
 
-    Settings a kind does not use are refused; the others take their defaults (`SETTINGS`).
+    Settings a kind does not use are refused, so that a typo cannot silently do nothing; the
+    others take their defaults (`SETTINGS`). Trials that come out identical (a random choice
+    drawn twice) are kept once.
+
+    Parameters
+    ----------
+    kind : {"train", "gradcheck", "steps"}
+        What each trial runs.
+    grid : mapping, optional
+        Grid axes, as `parse_grid` returns them.
+    random : mapping, optional
+        Random-search axes, as `parse_random` returns them.
+    trials : int, optional
+        Number of random draws; required with `random`, refused without it.
+    fixed : mapping, optional
+        Settings shared by every trial (values may be text, as on the command line).
+    seed : int, default 0
+        Seed of the random draws: the same seed gives the same trials.
+
+    Returns
+    -------
+    list of dict
+        Every trial's complete settings.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind or setting, a setting the kind does not use, a setting given more than
+        once, or `trials` missing or given without `random`.
+
+    Examples
+    --------
+    >>> todo = trials_from("train", grid={"lr": [0.01, 0.1]}, fixed={"iters": "2000"})
+    >>> [(t["lr"], t["iters"], t["hidden"]) for t in todo]
+    [(0.01, 2000, 50), (0.1, 2000, 50)]
+    >>> len(trials_from("train", grid=parse_grid(["seed=0..1"]),
+    ...                 random=parse_random(["lr=log:1e-4:1e-1"]), trials=3))
+    6
+    >>> trials_from("steps", grid={"lr": [0.1]})
+    Traceback (most recent call last):
+    ...
+    ValueError: a steps trial does not use lr; it uses data, ...
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -351,7 +458,40 @@ def _pretrained_batch(s: Mapping[str, Any]) -> tuple[Any, np.ndarray, np.ndarray
 def run_trial(kind: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Run one trial here and return its record; an exception of the trial becomes status "failed".
 
-    numba runs one thread per trial: the parallelism of a sweep is its trials.
+    numba runs one thread per trial: the parallelism of a sweep is its trials. This is the task a
+    sweep sends to its Dask workers; it also runs without Dask, in this process.
+
+    Parameters
+    ----------
+    kind : {"train", "gradcheck", "steps"}
+        What the trial runs.
+    settings : mapping
+        The trial's complete settings, one entry of `trials_from`'s list.
+
+    Returns
+    -------
+    dict
+        The record: ``id``, ``kind``, ``settings``, ``status`` ("ok" or "failed"), ``error``
+        (with ``traceback`` when failed), ``worker``, ``pid``, ``seconds``, and the kind's results:
+        accuracies and curves for "train", ``max_abs_err`` and ``max_rel_err`` for "gradcheck",
+        the errors per step for "steps".
+
+    Examples
+    --------
+    A gradient check of a small net on one batch of the digits:
+
+    >>> settings = trials_from("gradcheck", grid={"hidden": [3]}, fixed={"batch_size": 5})[0]
+    >>> record = run_trial("gradcheck", settings)
+    >>> record["status"], record["max_abs_err"] < 1e-6
+    ('ok', True)
+
+    A trial that fails is recorded, not raised:
+
+    >>> record = run_trial("gradcheck", {**settings, "data": "nowhere"})
+    >>> record["status"]
+    'failed'
+    >>> print(record["error"])
+    ValueError: name must be one of digits, mnist, mnist-test or a directory holding MNIST IDX files; ...
     """
     s = dict(settings)
     record: dict[str, Any] = {"id": trial_id(kind, s), "kind": kind, "settings": s, "status": "ok",
@@ -459,6 +599,30 @@ class SweepResult:
         The settings drawn at random (empty for a grid).
     ran, skipped : int
         Trials run by this call, and trials found finished in the store (resume).
+    total : int
+        Trials in the sweep.
+    seconds : float
+        Wall-clock time of this call's trials.
+    group_by : list of str
+        The swept settings other than the replicates (the seed): `summary` has one row per
+        combination of their values.
+
+    Examples
+    --------
+    `sweep` returns one; here one is built by hand from four records, one of them failed:
+
+    >>> result = SweepResult("train", [
+    ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+    ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+    ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+    ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+    ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+    >>> print(result.table())
+      lr  n  mean test_acc     std     min     max
+    0.01  2         0.8200  0.0283  0.8000  0.8400
+     0.1  1         0.9300  0.0000  0.9300  0.9300
+     all  3         0.8567  0.0666  0.8000  0.9300
+    1 trial(s) failed; their errors are in the results
     """
 
     kind: str
@@ -474,23 +638,102 @@ class SweepResult:
 
     @property
     def metric(self) -> str:
+        """The name of the kind's headline number: test_acc, max_abs_err or best_central_err."""
         return METRICS[self.kind][0]
 
     def ok(self) -> list[dict[str, Any]]:
-        """Records of the trials that finished without error."""
+        """Records of the trials that finished without error.
+
+        Returns
+        -------
+        list of dict
+            The records with status "ok", in the sweep's order.
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> [r["id"] for r in result.ok()]
+        ['a', 'b', 'c']
+        """
         return [r for r in self.records if r["status"] == "ok"]
 
     def failed(self) -> list[dict[str, Any]]:
+        """Records of the trials that raised, or whose worker died too often.
+
+        Returns
+        -------
+        list of dict
+            The records whose status is not "ok"; each has its ``error``.
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> [(r["id"], r["error"]) for r in result.failed()]
+        [('d', 'ValueError: ...')]
+        """
         return [r for r in self.records if r["status"] != "ok"]
 
     def best(self, k: int = 1) -> list[dict[str, Any]]:
-        """The k best finished trials by the kind's metric (test accuracy for training)."""
+        """The k best finished trials by the kind's metric (test accuracy for training).
+
+        Trials whose metric is missing or not finite are left out.
+
+        Parameters
+        ----------
+        k : int, default 1
+            How many trials.
+
+        Returns
+        -------
+        list of dict
+            Up to `k` records, best first: largest accuracy, or smallest error for gradient
+            checks and step studies.
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> [(r["id"], r["test_acc"]) for r in result.best(2)]
+        [('c', 0.93), ('b', 0.84)]
+        """
         larger = METRICS[self.kind][1]
         ok = [r for r in self.ok() if math.isfinite(r.get(self.metric, math.nan))]
         return sorted(ok, key=lambda r: -r[self.metric] if larger else r[self.metric])[:k]
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per setting (the swept values except the replicates): n, mean, std, min, max of the metric."""
+        """One row per setting (the swept values except the replicates): n, mean, std, min, max of the metric.
+
+        Returns
+        -------
+        list of dict
+            One row per combination of the `group_by` values of the finished trials, sorted by
+            those values; ``std`` is the sample standard deviation (0 for a single trial).
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> [(row["lr"], row["n"], round(row["mean"], 4)) for row in result.summary()]
+        [(0.01, 2, 0.82), (0.1, 1, 0.93)]
+        """
         groups: dict[tuple[Any, ...], list[float]] = {}
         for r in self.ok():
             key = tuple(r["settings"][g] for g in self.group_by)
@@ -504,7 +747,29 @@ class SweepResult:
         return rows
 
     def table(self) -> str:
-        """The summary as text, with an 'all' line over every finished trial."""
+        """The summary as text, with an 'all' line over every finished trial.
+
+        Returns
+        -------
+        str
+            A right-aligned table, one line per `summary` row, and a last line counting the
+            failed trials, if any.
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> print(result.table())
+          lr  n  mean test_acc     std     min     max
+        0.01  2         0.8200  0.0283  0.8000  0.8400
+         0.1  1         0.9300  0.0000  0.9300  0.9300
+         all  3         0.8567  0.0666  0.8000  0.9300
+        1 trial(s) failed; their errors are in the results
+        """
         rows = self.summary()
         name = self.metric
         cols = [*self.group_by, "n", f"mean {name}", "std", "min", "max"]
@@ -527,7 +792,27 @@ class SweepResult:
         return "\n".join(lines)
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat row per trial: id, status, settings, metrics, timing, worker."""
+        """One flat row per trial: id, status, settings, metrics, timing, worker.
+
+        Curves and per-parameter results are left out: they do not fit in a table (`to_dict`
+        keeps them).
+
+        Returns
+        -------
+        list of dict
+            One row per record, failed trials included (with their ``error``).
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> result.rows()[0]
+        {'id': 'a', 'status': 'ok', 'lr': 0.01, 'seed': 0, 'test_acc': 0.8}
+        """
         out = []
         for r in self.records:
             row = {"id": r["id"], "status": r["status"], **r["settings"]}
@@ -539,7 +824,31 @@ class SweepResult:
         return out
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """The per-trial rows as CSV, written atomically."""
+        """The per-trial rows as CSV, written atomically.
+
+        The columns are the union of the rows' keys, in order of first appearance, so failed
+        trials and trials of different kinds of results share one file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The CSV file to write.
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     result.to_csv(os.path.join(d, "results.csv"))
+        ...     with open(os.path.join(d, "results.csv")) as f:
+        ...         print(f.read().splitlines()[:2])
+        ['id,status,lr,seed,test_acc,error', 'a,ok,0.01,0,0.8,']
+        """
         rows = self.rows()
         names: list[str] = []
         for row in rows:
@@ -552,6 +861,25 @@ class SweepResult:
             f.write(buf.getvalue())
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything as plain data, for JSON: kind, swept settings, metric, summary, every record.
+
+        Returns
+        -------
+        dict
+            With keys ``kind``, ``swept``, ``group_by``, ``metric``, ``summary`` and ``trials``.
+
+        Examples
+        --------
+        >>> result = SweepResult("train", [
+        ...     {"id": "a", "status": "ok", "settings": {"lr": 0.01, "seed": 0}, "test_acc": 0.80},
+        ...     {"id": "b", "status": "ok", "settings": {"lr": 0.01, "seed": 1}, "test_acc": 0.84},
+        ...     {"id": "c", "status": "ok", "settings": {"lr": 0.1, "seed": 0}, "test_acc": 0.93},
+        ...     {"id": "d", "status": "failed", "settings": {"lr": 0.1, "seed": 1}, "error": "ValueError: ..."},
+        ... ], swept=["lr", "seed"], out="runs/sweep", group_by=["lr"])
+        >>> d = result.to_dict()
+        >>> d["metric"], len(d["summary"]), len(d["trials"])
+        ('test_acc', 2, 4)
+        """
         return {"kind": self.kind, "swept": self.swept, "group_by": self.group_by,
                 "metric": self.metric, "summary": self.summary(), "trials": self.records}
 
@@ -616,7 +944,10 @@ def sweep(kind: str = "train", *, grid: Mapping[str, Any] | Iterable[str] | None
         trial), ``results.csv``, ``results.json``, ``summary.csv``.
     resume : bool
         Continue the sweep in `out`, running only trials without a record. Without it, a
-        directory that already holds trials is refused unless `force` (which starts afresh).
+        directory that already holds trials is refused unless `force`.
+    force : bool
+        Start afresh in an `out` that holds results of another sweep: its trial records are
+        deleted first.
     scheduler : None, str or distributed.Client
         None starts a LocalCluster (one worker process per core, one thread each, dashboard off
         unless `dashboard`); an address like ``tcp://127.0.0.1:8786`` or a Client uses that cluster.
@@ -627,6 +958,8 @@ def sweep(kind: str = "train", *, grid: Mapping[str, Any] | Iterable[str] | None
         existing cluster keeps its own ``distributed.scheduler.allowed-failures``).
     seed : int
         Seed of the random search's draws.
+    dashboard : bool
+        Serve Dask's dashboard on port 8787 (LocalCluster only).
     progress : bool
         Show a progress bar over trials with the best result so far.
     on_record : callable, optional
@@ -642,6 +975,28 @@ def sweep(kind: str = "train", *, grid: Mapping[str, Any] | Iterable[str] | None
         Bad specs or settings (named), before any trial runs.
     SweepInterrupted
         On Ctrl-C: the finished trials are saved; run again with ``resume=True``.
+
+    Examples
+    --------
+    A sweep over a grid of learning rates and seeds looks like this (it starts a local Dask
+    cluster, so it is not run here)::
+
+        result = sweep("train", grid={"lr": [0.01, 0.1], "seed": "0..4"}, fixed={"iters": 2000},
+                       out="runs/lr")
+        print(result.table())
+
+    Bad specs fail at once, before a cluster starts or a file is written:
+
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sweep("train", out=os.path.join(d, "sweep"))
+    Traceback (most recent call last):
+    ...
+    ValueError: give grid and/or random settings to sweep over
+    >>> sweep("train", grid=["lr=0.01,0.1"], workers=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be an integer >= 1, got 0
     """
     if grid is not None:
         grid = parse_grid(grid)

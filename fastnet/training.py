@@ -252,7 +252,7 @@ def train(
     further along than the batches used.
     progress=True shows a tqdm bar with the current loss on stderr.
     weight_decay=lambda adds the book's L2 penalty (ch. 6, `weight_decay_lambda`): the loss gains
-    lambda / 2 (|W1|^2 + |W2|^2) and the gradients lambda W1 and lambda W2 (biases are not
+    ``lambda / 2 (|W1|^2 + |W2|^2)`` and the gradients lambda W1 and lambda W2 (biases are not
     decayed). For grad="numerical" that term is added exactly: the central difference of a
     quadratic is its derivative.
 

@@ -296,6 +296,30 @@ def step_range(dtype: npt.DTypeLike, params: Iterable[npt.NDArray[np.floating[An
     The smallest is the dtype's smallest normal number (1 / h must not overflow) and, for the
     difference methods, one unit in the last place of the largest |parameter|: a smaller step is
     lost (p + h == p) and that entry's difference would be 0. The largest keeps p + h and 2 h finite.
+
+    Parameters
+    ----------
+    dtype : dtype_like
+        float32 or float64: the parameters' dtype.
+    params : iterable of ndarray
+        The parameter arrays the step is added to.
+    method : str, default "central"
+        The numerical-gradient method; ``"complex"`` adds ``i h``, which is never lost, so only
+        the dtype bounds the step from below.
+
+    Returns
+    -------
+    (float, float)
+        The smallest and the largest usable step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> params = [np.array([0.5, -2.0], dtype=np.float32)]
+    >>> step_range(np.float32, params)
+    (2.384185791015625e-07, 8.5070586659632215e+37)
+    >>> step_range(np.float32, params, "complex")[0] == float(np.finfo(np.float32).tiny)
+    True
     """
     dt = np.dtype(dtype)
     info = np.finfo(dt)
@@ -311,12 +335,41 @@ def check_step_for(h: object, dtype: npt.DTypeLike, params: Iterable[npt.NDArray
                    method: str = "central", name: str = "h") -> float:
     """h as a float after checking that it is a usable step for `params` of `dtype` (see step_range).
 
+    Parameters
+    ----------
+    h : float
+        The step.
+    dtype : dtype_like
+        float32 or float64: the parameters' dtype.
+    params : iterable of ndarray
+        The parameter arrays the step is added to.
+    method : str, default "central"
+        The numerical-gradient method.
+    name : str, default "h"
+        The argument's name, for the error message (``--h`` on the command line).
+
+    Returns
+    -------
+    float
+        `h`.
+
     Raises
     ------
     TypeError
         h is not a real number.
     ValueError
         h is not finite and positive, or outside the usable range, which the message gives.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> params = [np.array([0.5, -2.0], dtype=np.float32)]
+    >>> check_step_for(1e-3, np.float32, params)
+    0.001
+    >>> check_step_for(1e-8, np.float32, params)
+    Traceback (most recent call last):
+    ...
+    ValueError: h=1e-08 is outside the usable range [2.38e-07, 8.51e+37] for float32 parameters (central method; below 2.38e-07 the step is lost when added to the largest |parameter| 2)
     """
     value = positive_float(h, name)
     params = list(params)
@@ -332,7 +385,33 @@ def check_step_for(h: object, dtype: npt.DTypeLike, params: Iterable[npt.NDArray
 
 
 def check_seed(seed: object, name: str = "seed") -> None:
-    """None, a non-negative int or a numpy.random.Generator; TypeError or ValueError naming `name`."""
+    """None, a non-negative int or a numpy.random.Generator; TypeError or ValueError naming `name`.
+
+    Checked here so that a bad seed fails with its own name before any work, not deep inside
+    numpy.random.default_rng.
+
+    Parameters
+    ----------
+    seed : None, int or numpy.random.Generator
+        The seed to check.
+    name : str, default "seed"
+        The argument's name, for the error message.
+
+    Raises
+    ------
+    TypeError
+        `seed` is of another type (bool and float included).
+    ValueError
+        `seed` is a negative int.
+
+    Examples
+    --------
+    >>> check_seed(42)
+    >>> check_seed(-1, name="split_seed")
+    Traceback (most recent call last):
+    ...
+    ValueError: split_seed must be a non-negative int, got -1
+    """
     if seed is None or isinstance(seed, np.random.Generator):
         return
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):

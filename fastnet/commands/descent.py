@@ -28,6 +28,25 @@ def _point(text: str) -> list[float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of `fastnet descent` on `parser`.
+
+    Starting points such as ``-3,4`` are taken as values, not as options, although they begin with
+    a dash: no option of this command starts with a digit.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--init", "-3,4", "--steps", "20"])
+    >>> args.function, args.init, args.steps, args.grad
+    ('square-sum', [-3.0, 4.0], 20, 'numerical')
+    """
     import re
 
     from fastnet.functions import FUNCTIONS
@@ -55,6 +74,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fastnet descent` with parsed arguments: print the iterates and f, optionally plot the path.
+
+    A diverging descent (learning rate too large) is not an error: the table shows it, a warning
+    line says from which step f grew, and the status is 0.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success (also for a diverging descent), 2 for a usage error: an unusable ``--plot``
+        folder, matplotlib missing for ``--plot``, ``--method complex`` with the numerical
+        gradient, or a bad step.
+
+    Examples
+    --------
+    The book's example (``function_2`` from (-3, 4) with lr 0.1), three steps:
+
+    >>> from fastnet.cli import build_parser
+    >>> run(build_parser().parse_args(["descent", "--steps", "3"]))
+    fastnet descent: square-sum f(x) = x0^2 + x1^2, from (-3, 4), lr 0.1, 3 steps, numerical gradient (central)
+      step              x0              x1            f(x)
+         0              -3               4              25
+         1            -2.4             3.2              16
+         2           -1.92            2.56           10.24
+         3          -1.536           2.048          6.5536
+    final point: (-1.536, 2.048), f = 6.5536 (minimum 0, 0)
+    f went from 25 to 6.5536 in 3 steps; the iterates moved 1.95 (max over coordinates)
+    0
+
+    The complex-step method needs a function that accepts complex input, which the test
+    functions do not:
+
+    >>> run(build_parser().parse_args(["descent", "--method", "complex"]))
+    2
+    """
     import os
 
     from fastnet.descent import DivergenceWarning, gradient_descent

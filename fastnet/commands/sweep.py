@@ -36,6 +36,22 @@ A config file (TOML, or YAML with PyYAML installed) holds the same parts:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of `fastnet sweep` on `parser`, with examples and a config sketch as its epilog.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--grid", "split_seed=0..9", "seed=0..4", "--fixed", "iters=2000"])
+    >>> args.grid, args.fixed, args.out, args.retries
+    (['split_seed=0..9', 'seed=0..4'], ['iters=2000'], 'runs/sweep', 2)
+    """
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--kind", choices=("train", "gradcheck", "steps"), default=None,
@@ -109,6 +125,33 @@ def _fixed(items: list[str] | None) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `fastnet sweep` with parsed arguments; returns the exit status.
+
+    Every error in the settings (config file, grid, random axes, fixed settings) is reported
+    before a Dask cluster starts. SIGTERM stops the sweep as Ctrl-C does: the finished trials
+    are saved and ``--resume`` continues.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a runtime failure (the cluster or the results directory), 2 for a
+        usage error, 130 when interrupted by Ctrl-C and 143 by SIGTERM.
+
+    Examples
+    --------
+    A bad value is refused (one line on stderr) before any cluster starts:
+
+    >>> from fastnet.cli import build_parser
+    >>> run(build_parser().parse_args(["sweep", "--grid", "lr=0.01,-1"]))
+    2
+    >>> run(build_parser().parse_args(["sweep", "--kind", "steps", "--grid", "lr=0.01,0.1"]))
+    2
+    """
     from fastnet import sweeps as sweeping
 
     try:
