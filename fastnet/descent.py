@@ -259,7 +259,7 @@ def gradient_descent(
 
     vals = np.array(values, dtype=np.float64)
     growth = _growth_step(vals)
-    diverged = bool(stop) or vals[-1] > vals[0]
+    diverged = bool(stop) or bool(vals[-1] > vals[0])
     if stop:
         message = f"diverged: {stop}; stopped after {len(vals) - 1} of {step_num} steps"
     elif diverged:
