@@ -123,7 +123,7 @@ def test_h_checks_in_gradient_check_and_step_study():
 def test_method_must_be_a_name():
     net = fastnet.TwoLayerNet(9, 4, 3, seed=0)
     x, t = np.random.default_rng(1).random((6, 9)), np.arange(6) % 3
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="method must be a string, one of 'central'"):
         net.numerical_gradient(x, t, method=["central"])
 
 
