@@ -24,7 +24,9 @@ METHODS = ("central", "forward", "backward")
 # -- the reference, written from the book's loss ------------------------------------------
 
 def _ref_net(net, dtype=np.float64):
-    return ref.TwoLayerNet.from_params({k: v.astype(dtype) for k, v in net.params.items()}, delta=0.0)
+    """The book's net with the same parameters and loss (exact cross-entropy: no delta in the log)."""
+    return ref.TwoLayerNet.from_params({k: v.astype(dtype) for k, v in net.params.items()}, delta=0.0,
+                                       loss=net.loss_name)
 
 
 def ref_differences(net, x, t, key, h, idx, method="central"):
@@ -52,7 +54,8 @@ def ref_differences(net, x, t, key, h, idx, method="central"):
 
 def ref_complex_step(net, x, t, key, h, idx):
     """Im L(theta + i h e_p) / h from the reference formulas evaluated on complex parameters."""
-    r = ref.TwoLayerNet.from_params({k: v.astype(np.complex128) for k, v in net.params.items()}, delta=0.0)
+    r = ref.TwoLayerNet.from_params({k: v.astype(np.complex128) for k, v in net.params.items()}, delta=0.0,
+                                    loss=net.loss_name)
     flat = r.params[key].reshape(-1)
     oh = one_hot(np.asarray(t), net.output_size)
     out = np.empty(len(idx))

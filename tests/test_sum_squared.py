@@ -19,51 +19,9 @@ import kernels
 from conftest import PARAM_NAMES, assert_unchanged, labels, max_rel, mnist_like, one_hot, snapshot
 from fastnet import reference as ref
 from fastnet.threads import max_threads
+from test_numgrad import _hidden_blocks, _ref_net, pick, ref_complex_step, ref_differences
 
 METHODS = ("central", "forward", "backward")
-
-
-def _ref_net(net, dtype=np.float64):
-    return ref.TwoLayerNet.from_params({k: v.astype(dtype) for k, v in net.params.items()}, delta=0.0,
-                                       loss="sum_squared")
-
-
-def ref_differences(net, x, t, key, h, idx, method="central"):
-    """The book's loop over entries idx of params[key], on the sum-of-squares loss (float64)."""
-    r = _ref_net(net)
-    x = np.asarray(x, dtype=np.float64)
-    oh = one_hot(np.asarray(t), net.output_size)
-
-    def f(W):  # the book's loss_W: ignores W, reads the perturbed params
-        return r.loss(x, oh)
-
-    if method == "central":
-        return ref.numerical_gradient(f, r.params[key], h=h, indices=idx).ravel()[idx]
-    flat = r.params[key].reshape(-1)
-    base = f(None)
-    out = np.empty(len(idx))
-    for n, i in enumerate(idx):
-        old = flat[i]
-        flat[i] = old + h if method == "forward" else old - h
-        moved = f(None)
-        flat[i] = old
-        out[n] = (moved - base) / h if method == "forward" else (base - moved) / h
-    return out
-
-
-def pick(net, x, t, key, n_even=30, n_extra=8):
-    """Flat indices of params[key]: evenly spread, the largest gradients, inputs many samples see."""
-    size = net.params[key].size
-    if size <= n_even + 2 * n_extra:
-        return np.arange(size)
-    idx = set(np.linspace(0, size - 1, n_even).astype(int).tolist())
-    g = np.abs(net.gradient(x, t)[key]).ravel()
-    idx.update(np.argsort(-g, kind="stable")[:n_extra].tolist())
-    if key == "W1":
-        h = net.params["W1"].shape[1]
-        busy = np.argsort(-(np.asarray(x) != 0).sum(axis=0), kind="stable")[:n_extra]
-        idx.update((busy * h + np.arange(n_extra) % h).tolist())
-    return np.array(sorted(idx))
 
 
 def _tol(h):
@@ -145,7 +103,7 @@ def test_central_differences_match_the_book_loop(request, sse784, batch, h):
     far_from_backprop = 0.0
     for key in PARAM_NAMES:
         assert got[key].shape == sse784.params[key].shape and got[key].dtype == np.float64
-        idx = pick(sse784, x, t, key)
+        idx = pick(sse784, x, t, key, n_even=30, n_extra=8)
         want = ref_differences(sse784, x, t, key, h, idx)
         err = np.abs(got[key].ravel()[idx] - want).max()
         assert err <= _tol(h), f"{key}: |fastnet - book loop| = {err:.2e} at h={h}"
@@ -286,8 +244,6 @@ def test_huge_steps_and_logits_match_whole_loss_differences(h, w2_scale):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("h", [0.5, 3.0])
 def test_grouping_inputs_by_value_changes_no_bit(dtype, h):
-    from test_numgrad import _hidden_blocks
-
     rng = np.random.default_rng(3)
     x = mnist_like(rng, 40, 784, dtype)
     t = labels(rng, 40, 10)
@@ -306,18 +262,9 @@ def test_complex_step_equals_backprop_and_is_taken_at_the_given_h(sse784, mnist_
     # at a large complex step the result is Im L(theta + i h e_p) / h, not backprop
     h = 0.5
     got = sse784.numerical_gradient(x, t, h=h, method="complex")
-    r = ref.TwoLayerNet.from_params({k: v.astype(np.complex128) for k, v in sse784.params.items()},
-                                    delta=0.0, loss="sum_squared")
-    oh = one_hot(t, 10)
     for key in PARAM_NAMES:
-        flat = r.params[key].reshape(-1)
         idx = pick(sse784, x, t, key, n_even=6, n_extra=2)
-        want = np.empty(len(idx))
-        for n, i in enumerate(idx):
-            old = flat[i]
-            flat[i] = old + 1j * h
-            want[n] = r.loss(x, oh).imag / h
-            flat[i] = old
+        want = ref_complex_step(sse784, x, t, key, h, idx)
         assert np.abs(got[key].ravel()[idx] - want).max() <= 1e-13, key
         assert np.abs(bp[key].ravel()[idx] - want).max() > 1e-9  # the step mattered
 
