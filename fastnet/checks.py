@@ -13,12 +13,36 @@ from fastnet.validation import positive_float
 
 
 class GradientCheckError(AssertionError):
-    """An analytic derivative disagrees with the numerical one beyond rtol/atol."""
+    """An analytic derivative disagrees with the numerical one beyond rtol/atol.
+
+    An AssertionError, so that a failed check with ``raise_on_failure=True`` fails a test the
+    way an ``assert`` does; its message is the check's table of the worst entries.
+
+    Parameters
+    ----------
+    *args : object
+        The message, as for any exception.
+
+    Examples
+    --------
+    >>> import numpy as np, fastnet
+    >>> f = lambda v: float(np.sum(v ** 3))
+    >>> try:
+    ...     fastnet.check_gradient(f, lambda v: 3 * v, np.array([1.0, 2.0]), raise_on_failure=True)
+    ... except GradientCheckError as exc:
+    ...     print(str(exc).splitlines()[0])  # doctest: +ELLIPSIS
+    derivative check FAILED at rtol=1e-06, atol=1e-08: 1 of 2 entries beyond tolerance; ...
+    """
+
+    # AssertionError's own constructor, spelled out: Python can state the signature of a class
+    # that defines __init__, and documentation tools ask for it.
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
 
 
 @dataclass(frozen=True)
 class DerivativeCheck:
-    """Analytic against numerical derivative, entry by entry: |a - n| <= atol + rtol |n|.
+    """Analytic against numerical derivative, entry by entry: ``|a - n| <= atol + rtol |n|``.
 
     Attributes
     ----------
@@ -27,13 +51,26 @@ class DerivativeCheck:
     rtol, atol : float
         The tolerances.
     max_abs, max_rel : float
-        Largest |a - n| and |a - n| / max(|n|, tiny).
+        Largest ``|a - n|`` and ``|a - n| / max(|n|, tiny)``.
     worst : tuple of (index, analytic, numerical, abs error)
         Up to 5 entries furthest beyond tolerance (or closest to it when all pass).
     failures : int
         Number of entries beyond tolerance.
     analytic, numerical, error_estimate : ndarray
         The two derivatives, and the numerical one's error estimate (Richardson).
+
+    Examples
+    --------
+    >>> import numpy as np, fastnet
+    >>> check = fastnet.check_gradient(lambda v: float(np.sum(v ** 3)), lambda v: 3 * v ** 2,
+    ...                                np.array([1.0, 2.0]))
+    >>> bool(check), check.failures, check.max_rel < 1e-10
+    (True, 0, True)
+    >>> print(check)  # doctest: +ELLIPSIS
+    derivative check passed at rtol=1e-06, atol=1e-08: 0 of 2 entries beyond tolerance; ...
+    entry                  analytic      numerical       |a-n|
+    (0,)                          3              3   ...
+    (1,)                         12             12   ...
     """
 
     passed: bool
@@ -62,7 +99,45 @@ class DerivativeCheck:
 
 def compare(analytic: Any, numerical: npt.NDArray[Any], rtol: Any, atol: Any,
             error_estimate: npt.NDArray[np.float64] | None = None, worst: int = 5) -> DerivativeCheck:
-    """Compare an analytic derivative with a numerical one (shapes must agree)."""
+    """Compare an analytic derivative with a numerical one (shapes must agree).
+
+    An entry passes when ``|a - n| <= atol + rtol |n|``: relative to the numerical value, which
+    carries the error estimate, with atol for entries near 0.
+
+    Parameters
+    ----------
+    analytic : array_like of real numbers
+        The derivative to check; it must be finite.
+    numerical : ndarray
+        The numerical derivative, of the same shape.
+    rtol : float
+        Relative tolerance, > 0.
+    atol : float
+        Absolute tolerance, >= 0.
+    error_estimate : ndarray, optional
+        The numerical derivative's error estimate, kept on the result.
+    worst : int, default 5
+        How many of the entries furthest beyond tolerance the result lists.
+
+    Returns
+    -------
+    DerivativeCheck
+        The verdict, the largest errors and the worst entries.
+
+    Raises
+    ------
+    TypeError
+        analytic is not real numbers.
+    ValueError
+        Bad rtol or atol, shapes that differ, or a non-finite analytic entry (named).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check = compare(np.array([2.0, 4.1]), np.array([2.0, 4.0]), rtol=1e-6, atol=1e-8)
+    >>> check.passed, check.failures, check.worst[0]
+    (False, 1, ((1,), 4.1, 4.0, 0.09999999999999964))
+    """
     rtol = positive_float(rtol, "rtol")
     atol = float(atol) if isinstance(atol, (int, float)) and not isinstance(atol, bool) else atol
     if not isinstance(atol, float) or not np.isfinite(atol) or atol < 0:
@@ -113,18 +188,18 @@ def check_gradient(f: Callable[..., Any], grad: Callable[..., Any], x: npt.NDArr
                    rtol: float = 1e-6, atol: float = 1e-8, method: str = "central",
                    richardson: bool = True, args: tuple[Any, ...] = (), threads: int | None = None,
                    raise_on_failure: bool = False) -> DerivativeCheck:
-    """Check grad(x, *args) against the numerical gradient of f(x, *args).
+    """Check ``grad(x, *args)`` against the numerical gradient of ``f(x, *args)``.
 
     Parameters
     ----------
     f : callable
         The scalar function (see `fastnet.gradient`).
     grad : callable
-        Its analytic gradient: grad(x, *args) -> array shaped like x.
+        Its analytic gradient: ``grad(x, *args)`` -> array shaped like x.
     x : ndarray of float32 or float64
         The point.
     rtol, atol : float
-        An entry passes when |analytic - numerical| <= atol + rtol |numerical|.
+        An entry passes when ``|analytic - numerical| <= atol + rtol |numerical|``.
     method, richardson, args, threads
         As for `fastnet.gradient` (Richardson by default: its error is far below rtol).
     raise_on_failure : bool
@@ -157,9 +232,32 @@ def check_jacobian(f: Callable[..., Any], jac: Callable[..., Any], x: npt.NDArra
                    rtol: float = 1e-6, atol: float = 1e-8, method: str = "central",
                    richardson: bool = True, args: tuple[Any, ...] = (), threads: int | None = None,
                    raise_on_failure: bool = False) -> DerivativeCheck:
-    """Check jac(x, *args) (shape f(x).shape + x.shape) against the numerical Jacobian of f.
+    """Check ``jac(x, *args)`` (shape f(x).shape + x.shape) against the numerical Jacobian of f.
 
-    Parameters and result as for `check_gradient`.
+    Parameters
+    ----------
+    f : callable
+        The array-valued function (see `fastnet.jacobian`).
+    jac : callable
+        Its analytic Jacobian: ``jac(x, *args)`` -> array of shape f(x).shape + x.shape.
+    x : ndarray of float32 or float64
+        The point.
+    rtol, atol : float
+        An entry passes when ``|analytic - numerical| <= atol + rtol |numerical|``.
+    method, richardson, args, threads
+        As for `fastnet.jacobian` (Richardson by default: its error is far below rtol).
+    raise_on_failure : bool
+        Raise GradientCheckError (an AssertionError, for tests) when the check fails.
+
+    Returns
+    -------
+    DerivativeCheck
+        passed, the worst entries and their errors; str() prints them.
+
+    Raises
+    ------
+    GradientCheckError
+        With raise_on_failure=True, when an entry is beyond tolerance.
 
     Examples
     --------

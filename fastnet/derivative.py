@@ -11,7 +11,7 @@ from numba.core import errors as numba_errors
 from numba.extending import is_jitted
 
 import kernels.numdiff as nd
-from fastnet.differences import single_step
+from fastnet.differences import _single_step
 from fastnet.methods import method_code
 from fastnet.perturb import check_x
 from fastnet.steps import COMPLEX_STEP, default_scale, resolve_steps
@@ -83,7 +83,7 @@ def numerical_diff(f: Callable[..., Any], x: Any, h: Any = 1e-4, method: str = "
     x : float or ndarray of float32/float64
         The point(s).
     h : float, ndarray or None
-        The book's absolute step 1e-4 by default; None for a step scaled to |x| and the dtype,
+        The book's absolute step 1e-4 by default; None for a step scaled to ``|x|`` and the dtype,
         an array for one step per point. The same rules as `fastnet.numerical_gradient`: the
         difference is divided by the step actually taken, a step lost to rounding is an error,
         non-finite sides retreat with a DifferenceWarning.
@@ -123,7 +123,7 @@ def numerical_diff(f: Callable[..., Any], x: Any, h: Any = 1e-4, method: str = "
         steps, _ = resolve_steps(h, arr, default_scale(order, arr.dtype))
     ev = _Pointwise(f, arr, scalar and not is_jitted(f))
     flat = np.array(arr, dtype=arr.dtype).reshape(-1)
-    d, _, _ = single_step(ev, flat, steps, method, arr.shape)
+    d, _, _ = _single_step(ev, flat, steps, method, arr.shape)
     if scalar:
         return float(d[0, 0])
     with np.errstate(over="ignore"):

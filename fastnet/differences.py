@@ -15,14 +15,47 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from fastnet.steps import check_not_lost, index_of, shifted
+from fastnet.steps import _check_not_lost, _index, _shifted
 
 # Largest number of times a step is quartered when f is not finite at x +- h.
 RETREATS = 10
 
 
 class DifferenceWarning(RuntimeWarning):
-    """f was not finite at some perturbed points: smaller or one-sided steps were used there."""
+    """f was not finite at some perturbed points: smaller or one-sided steps were used there.
+
+    A warning rather than an error because the derivative is still an honest estimate, only from
+    other steps than asked for; the result's `Derivative.retreated` names those entries. Where
+    no step gives a finite difference, a ValueError is raised instead. Turn the warning into an
+    error with ``warnings.simplefilter("error", DifferenceWarning)``.
+
+    Parameters
+    ----------
+    *args : object
+        The message, as for any warning.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np, fastnet
+    >>> def f(v):
+    ...     with np.errstate(invalid="ignore"):  # sqrt of a negative number is NaN
+    ...         return float(np.sum(np.sqrt(v)))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always", DifferenceWarning)
+    ...     d = fastnet.gradient(f, np.array([1e-8, 4.0]))
+    >>> [w.category.__name__ for w in caught], d.retreated
+    (['DifferenceWarning'], ((0,),))
+    >>> print(caught[0].message)  # doctest: +ELLIPSIS
+    f was not finite at x +- h for 1 entry of x ((0,)): smaller or one-sided steps were used ...
+    >>> np.allclose(d.value, [5000.0, 0.25], rtol=1e-6)
+    True
+    """
+
+    # RuntimeWarning's own constructor, spelled out: Python can state the signature of a class
+    # that defines __init__, and documentation tools ask for it.
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
 
 
 @dataclass(frozen=True)
@@ -47,6 +80,18 @@ class Derivative:
         was used (also announced with a DifferenceWarning).
     method : str
         The difference method.
+
+    Examples
+    --------
+    >>> import numpy as np, fastnet
+    >>> d = fastnet.gradient(lambda v: float(np.sum(v ** 2)), np.array([1.0, 2.0]))
+    >>> np.allclose(d.value, [2.0, 4.0]), d.error is None, d.evaluations, d.method
+    (True, True, 5, 'central')
+    >>> d.step  # eps^(1/3) max(1, |x_i|), as rounded in x's dtype
+    array([1.21109089e-05, 2.42218178e-05])
+    >>> r = fastnet.gradient(lambda v: float(np.sum(v ** 2)), np.array([1.0, 2.0]), richardson=True)
+    >>> bool((r.error < 1e-12).all()), r.retreated
+    (True, ())
     """
 
     value: npt.NDArray[Any]
@@ -57,8 +102,8 @@ class Derivative:
     method: str
 
 
-class Values(Protocol):
-    """What the difference formulas need from an evaluator (see fastnet.perturb.Evaluator)."""
+class _Values(Protocol):
+    """What the difference formulas need from an evaluator (see fastnet.perturb._Evaluator)."""
 
     evaluations: int
 
@@ -95,23 +140,24 @@ def _complex_points(x: npt.NDArray[Any], steps: npt.NDArray[np.float64]) -> npt.
     return pts
 
 
-def _evaluate(ev: Values, method: str, entries: npt.NDArray[np.int64], x_flat: npt.NDArray[Any],
+def _evaluate(ev: _Values, method: str, entries: npt.NDArray[np.int64], x_flat: npt.NDArray[Any],
               steps: npt.NDArray[np.float64], shape: tuple[int, ...], check: bool = True
               ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[Any]]:
     xs = x_flat[entries]
-    pts = [shifted(xs, steps, s, shape) for s in SIDES[method]]
+    pts = [_shifted(xs, steps, s, shape) for s in SIDES[method]]
     if check:
         for p in pts:
-            check_not_lost(xs, p, steps, shape)
+            _check_not_lost(xs, p, steps, shape)
     vals = ev.values(entries, np.stack(pts, axis=1))
     d, taken = _combine(method, vals, ev.f0_at(entries), xs.astype(np.float64),
                         [p.astype(np.float64) for p in pts])
     return d, taken, vals
 
 
-def single_step(ev: Values, x_flat: npt.NDArray[Any], steps: npt.NDArray[np.float64], method: str,
-                shape: tuple[int, ...]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
-                                                  tuple[tuple[int, ...], ...]]:
+def _single_step(ev: _Values, x_flat: npt.NDArray[Any], steps: npt.NDArray[np.float64],
+                 method: str, shape: tuple[int, ...]
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                            tuple[tuple[int, ...], ...]]:
     """(derivatives (n, mo), steps taken (n,), retreated entries) for one step per entry."""
     n = x_flat.size
     entries = np.arange(n, dtype=np.int64)
@@ -124,7 +170,7 @@ def single_step(ev: Values, x_flat: npt.NDArray[Any], steps: npt.NDArray[np.floa
         if nonfinite.any():
             q = int(np.flatnonzero(nonfinite)[0])
             raise ValueError(f"the complex step gives a non-finite derivative at entry "
-                             f"{index_of(q, shape)} of x (h = {steps[q]:g}): f(x + ih) is not "
+                             f"{_index(q, shape)} of x (h = {steps[q]:g}): f(x + ih) is not "
                              "finite there")
         return d, steps.copy(), ()
     d, taken, _ = _evaluate(ev, method, entries, x_flat, steps, shape)
@@ -144,7 +190,7 @@ def single_step(ev: Values, x_flat: npt.NDArray[Any], steps: npt.NDArray[np.floa
         alive = np.ones(todo.size, dtype=bool)
         for sign in SIDES[method]:
             with np.errstate(under="ignore"):
-                alive &= shifted(xs, s, sign, shape) != xs
+                alive &= _shifted(xs, s, sign, shape) != xs
         todo, s, ax = todo[alive], s[alive], ax[alive]
         if todo.size == 0:
             break
@@ -164,16 +210,16 @@ def single_step(ev: Values, x_flat: npt.NDArray[Any], steps: npt.NDArray[np.floa
             remaining = remaining[~ok]
     if remaining.size:
         q = int(remaining[0])
-        raise ValueError(f"no finite difference at entry {index_of(q, shape)} of x: f is not "
+        raise ValueError(f"no finite difference at entry {_index(q, shape)} of x: f is not "
                          f"finite at x +- h for h = {steps[q]:g} nor for steps down to "
                          f"{steps[q] / 4 ** RETREATS:g}" +
                          (" or on either side" if method == "central" else ""))
-    retreated = tuple(index_of(int(q), shape) for q in bad)
-    announce(retreated)
+    retreated = tuple(_index(int(q), shape) for q in bad)
+    _announce(retreated)
     return d, taken, retreated
 
 
-def announce(retreated: tuple[tuple[int, ...], ...]) -> None:
+def _announce(retreated: tuple[tuple[int, ...], ...]) -> None:
     """Warn (DifferenceWarning) about the entries of x that needed smaller or one-sided steps."""
     if retreated:
         shown = ", ".join(map(str, retreated[:5])) + (" ..." if len(retreated) > 5 else "")
@@ -194,13 +240,13 @@ def _caller_level() -> int:
     return level
 
 
-def exponents(method: str, levels: int) -> list[int]:
+def _exponents(method: str, levels: int) -> list[int]:
     """Powers of h in the error expansion: even for central and complex, all for one-sided."""
     return [2 * (j + 1) if method in ("central", "complex") else j + 1 for j in range(levels)]
 
 
-def romberg(D: npt.NDArray[np.float64], floor: npt.NDArray[np.float64], method: str
-            ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+def _romberg(D: npt.NDArray[np.float64], floor: npt.NDArray[np.float64], method: str
+             ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Extrapolate D[k] (steps base / 2^k) to h -> 0; (value, error estimate, chosen k) per entry.
 
     D has shape (K, ...). Each table entry T[k][j] (j levels of extrapolation, steps k - j..k)
@@ -210,7 +256,7 @@ def romberg(D: npt.NDArray[np.float64], floor: npt.NDArray[np.float64], method: 
     wins; non-finite differences drop out.
     """
     K = D.shape[0]
-    powers = exponents(method, K)
+    powers = _exponents(method, K)
     T = [D]
     with np.errstate(all="ignore"):
         E = [np.full_like(D, np.inf)]
@@ -238,7 +284,7 @@ def romberg(D: npt.NDArray[np.float64], floor: npt.NDArray[np.float64], method: 
     return value, error, chosen_k
 
 
-def _richardson_at(ev: Values, x_flat: npt.NDArray[Any], entries: npt.NDArray[np.int64],
+def _richardson_at(ev: _Values, x_flat: npt.NDArray[Any], entries: npt.NDArray[np.int64],
                    base: npt.NDArray[np.float64], method: str, n_steps: int, shape: tuple[int, ...]
                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
                               npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
@@ -252,7 +298,7 @@ def _richardson_at(ev: Values, x_flat: npt.NDArray[Any], entries: npt.NDArray[np
         if method == "complex":
             pts.append(_complex_points(xe, s))
         else:
-            pts.extend(shifted(xe, s, sign, shape) for sign in SIDES[method])
+            pts.extend(_shifted(xe, s, sign, shape) for sign in SIDES[method])
     vals = ev.values(entries, np.stack(pts, axis=1))
     f0 = ev.f0_at(entries)
     D, floor, taken = [], [], []
@@ -273,16 +319,16 @@ def _richardson_at(ev: Values, x_flat: npt.NDArray[Any], entries: npt.NDArray[np
         taken.append(np.broadcast_to(np.abs(t)[:, None], d.shape))
         with np.errstate(all="ignore"):
             floor.append(8 * eps * scale / np.abs(t)[:, None])
-    value, error, chosen = romberg(np.stack(D), np.stack(floor), method)
+    value, error, chosen = _romberg(np.stack(D), np.stack(floor), method)
     step = np.take_along_axis(np.stack(taken), chosen[None], axis=0)[0]
     finite_all = np.asarray(np.isfinite(np.stack(D)).all(axis=(0, 2)), dtype=np.bool_)
     return value, error, np.asarray(step, dtype=np.float64), finite_all
 
 
-def richardson(ev: Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float64], method: str,
-               n_steps: int, shape: tuple[int, ...]
-               ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
-                          tuple[tuple[int, ...], ...]]:
+def _richardson(ev: _Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float64],
+                method: str, n_steps: int, shape: tuple[int, ...]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                           npt.NDArray[np.float64], tuple[tuple[int, ...], ...]]:
     """(value (n, mo), error (n, mo), smallest step of each estimate (n, mo), entries without
     a finite value at some of the steps) by Richardson extrapolation over base / 2^k.
 
@@ -306,7 +352,7 @@ def richardson(ev: Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float6
         todo = todo[~np.isfinite(v).all(axis=1)]
     if todo.size:
         q = int(todo[0])
-        raise ValueError(f"no finite difference at entry {index_of(q, shape)} of x: f is not "
+        raise ValueError(f"no finite difference at entry {_index(q, shape)} of x: f is not "
                          f"finite at x +- h for any step from {base[q]:g} down to "
                          f"{b[q] / 2 ** (n_steps - 1):g}")
     # A sequence scaled to max(1, |x_i|) can stay far from converged for a function whose scale
@@ -319,6 +365,6 @@ def richardson(ev: Values, x_flat: npt.NDArray[Any], base: npt.NDArray[np.float6
         better = np.isfinite(v).all(axis=1) & (e.max(axis=1) < error[weak].max(axis=1))
         w = weak[better]
         value[w], error[w], step[w] = v[better], e[better], s[better]
-    retreated = tuple(index_of(int(q), shape) for q in np.flatnonzero(np.logical_not(finite_all)))
-    announce(retreated)
+    retreated = tuple(_index(int(q), shape) for q in np.flatnonzero(np.logical_not(finite_all)))
+    _announce(retreated)
     return value, error, step, retreated

@@ -59,12 +59,14 @@ class ParamCheck:
         The parameter's shape.
     max_abs, max_rel, mean_abs : float
         Max absolute difference, max relative error and mean absolute difference.
+    failures : int, default 0
+        Entries beyond ``atol + rtol |numerical|``; `passed` when there are none.
 
     Examples
     --------
     >>> row = ParamCheck("b2", (2,), 1e-12, 3e-8, 5e-13)
-    >>> row["max_rel"]
-    3e-08
+    >>> row["max_rel"], row.passed
+    (3e-08, True)
     """
 
     name: str
@@ -99,6 +101,9 @@ class GradientCheck:
         The step of the numerical gradient.
     method : str
         Its difference formula.
+    rtol, atol : float, default 1e-4 and 1e-6
+        The tolerance of the verdict: an entry passes when
+        ``|backprop - numerical| <= atol + rtol |numerical|``.
 
     Examples
     --------
@@ -107,8 +112,10 @@ class GradientCheck:
     (3e-08, 1e-12)
     >>> print(check)  # doctest: +NORMALIZE_WHITESPACE
     gradient check: backprop vs numerical (central, h=0.0001)
-    param         shape    max |a-n|   mean |a-n|  max rel err
-    b2                2    1.000e-12    5.000e-13    3.000e-08
+    param         shape    max |a-n|   mean |a-n|  max rel err  failed
+    b2                2    1.000e-12    5.000e-13    3.000e-08       0
+    passed at rtol=0.0001, atol=1e-06 (|backprop - numerical| <= atol + rtol |numerical| for
+    every entry)
     """
 
     rows: tuple[ParamCheck, ...]
@@ -119,7 +126,7 @@ class GradientCheck:
 
     @property
     def passed(self) -> bool:
-        """Every entry of every parameter within |backprop - numerical| <= atol + rtol |numerical|."""
+        """True when every entry satisfies ``|backprop - numerical| <= atol + rtol |numerical|``."""
         return all(r.passed for r in self.rows)
 
     def __getitem__(self, name: str) -> ParamCheck:

@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fastnet.differences import Derivative, single_step
-from fastnet.differences import richardson as _richardson
+from fastnet.differences import Derivative, _richardson, _single_step
 from fastnet.methods import method_code
-from fastnet.perturb import Evaluator, check_common, check_x
+from fastnet.perturb import _Evaluator, _check_common, check_x
 from fastnet.steps import (
     COMPLEX_STEP,
     RICHARDSON_BASE,
@@ -22,12 +21,12 @@ from fastnet.steps import (
 from fastnet.validation import positive_int
 
 
-def prepare(f: Any, x: Any, h: Any, method: Any, args: Any, threads: Any, richardson: Any,
+def _prepare(f: Any, x: Any, h: Any, method: Any, args: Any, threads: Any, richardson: Any,
             num_steps: Any, kind: str = "gradient"
             ) -> tuple[npt.NDArray[np.float64], bool, int]:
     """Check every argument before f runs; (steps, is_default, number of steps)."""
     method_code(method)
-    check_common(f, args, threads)
+    _check_common(f, args, threads)
     if not isinstance(richardson, bool):
         raise TypeError(f"richardson must be True or False, got {richardson!r}")
     check_x(x)
@@ -50,22 +49,22 @@ def prepare(f: Any, x: Any, h: Any, method: Any, args: Any, threads: Any, richar
 def gradient(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, method: str = "central", *,
              richardson: bool = False, num_steps: int | None = None, args: tuple[Any, ...] = (),
              threads: int | None = None) -> Derivative:
-    """Gradient of the scalar f(x, *args) at x, with the steps taken and, optionally, error estimates.
+    """Gradient of the scalar ``f(x, *args)`` at x, with the steps taken and optional error estimates.
 
     Parameters
     ----------
     f : callable
-        f(x, *args) -> scalar. An @njit f runs in fastnet's compiled loop, parallel over entries
+        ``f(x, *args)`` -> scalar. An @njit f runs in fastnet's compiled loop, parallel over entries
         on per-thread copies of x (x is never written; results do not depend on the thread
         count). Any other callable is evaluated in a Python loop that perturbs x in place, as the
         book does, and restores every entry bit for bit, also when f raises.
     x : ndarray of float32 or float64
         The point, any shape and layout (writable for a Python f).
     h : float, ndarray or None
-        None: a step per entry scaled to |x_i| and the dtype (see `fastnet.steps`); a float: one
+        None: a step per entry scaled to ``|x_i|`` and the dtype (see `fastnet.steps`); a float: one
         absolute step for every entry (the book's meaning); an array shaped like x: one absolute
         step per entry. With richardson=True, the largest step of the sequence (default
-        0.5 * max(1, |x_i|)).
+        0.5 * ``max(1, |x_i|)``).
     method : {"central", "forward", "backward", "complex"}
         One-sided differences evaluate f(x) once: n + 1 evaluations in all. "complex" needs an f
         that accepts complex input and is analytic in x.
@@ -104,14 +103,14 @@ def gradient(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, method: 
     >>> np.allclose(r.value, [3.0, 12.0], rtol=1e-12), bool((r.error < 1e-8).all())
     (True, True)
     """
-    steps, _, n_steps = prepare(f, x, h, method, args, threads, richardson, num_steps)
-    ev = Evaluator(f, x, args, threads, complex_=method == "complex")
+    steps, _, n_steps = _prepare(f, x, h, method, args, threads, richardson, num_steps)
+    ev = _Evaluator(f, x, args, threads, complex_=method == "complex")
     flat = np.array(x, dtype=x.dtype).reshape(-1)
     if richardson:
         value, error, step, retreated = _richardson(ev, flat, steps, method, n_steps, x.shape)
         return Derivative(_cast(value[:, 0], x), error[:, 0].reshape(x.shape),
                           step[:, 0].reshape(x.shape), ev.evaluations, retreated, method)
-    d, taken, retreated = single_step(ev, flat, steps, method, x.shape)
+    d, taken, retreated = _single_step(ev, flat, steps, method, x.shape)
     return Derivative(_cast(d[:, 0], x), None, np.abs(taken).reshape(x.shape), ev.evaluations,
                       retreated, method)
 
@@ -130,15 +129,16 @@ def _cast(v: npt.NDArray[np.float64], x: npt.NDArray[Any]) -> npt.NDArray[Any]:
 def numerical_gradient(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None,
                        method: str = "central", *, args: tuple[Any, ...] = (),
                        threads: int | None = None) -> npt.NDArray[Any]:
-    """Gradient of the scalar f(x, *args) at x by perturbing each entry: an array shaped like x.
+    """Gradient of the scalar ``f(x, *args)`` at x by perturbing each entry: an array shaped like x.
 
     The book's `numerical_gradient(f, x)`, extended; `fastnet.gradient` returns the same values
     with the steps taken, the number of evaluations and optional Richardson extrapolation.
     method "central" (default), "forward", "backward" or "complex" (Im f(x + i h e_p) / h).
-    h=None picks a step per entry scaled to |x_i| and the dtype (eps^(1/3) max(1, |x_i|) central,
-    eps^(1/2) max(1, |x_i|) one-sided, 1e-20 complex); a float h is one absolute step (the book's
-    1e-4 is h=1e-4); an array h gives one step per entry. Differences are divided by the step
-    actually taken. See `fastnet.gradient` for parameters, errors and warnings.
+    h=None picks a step per entry scaled to ``|x_i|`` and the dtype
+    (``eps^(1/3) max(1, |x_i|)`` central, ``eps^(1/2) max(1, |x_i|)`` one-sided, 1e-20 complex); a
+    float h is one absolute step (the book's 1e-4 is h=1e-4); an array h gives one step per entry.
+    Differences are divided by the step actually taken. See `fastnet.gradient` for the errors
+    and warnings.
 
     * An @njit f runs in fastnet's compiled loop, parallel over entries on per-thread copies of x,
       so x is never written (read-only and non-contiguous x are fine).
@@ -146,6 +146,27 @@ def numerical_gradient(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None
       (so f may ignore its argument and read x through a closure), and restores every entry bit
       for bit, also when f raises. x must then be writable. For method="complex" f receives a
       complex copy of x and must compute from its argument.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x, *args)`` -> scalar, an @njit function or any Python callable.
+    x : ndarray of float32 or float64
+        The point, any shape and layout (writable for a Python f).
+    h : float, ndarray or None
+        None for steps scaled to ``|x_i|`` and the dtype; a float for one absolute step; an array
+        shaped like x for one step per entry.
+    method : {"central", "forward", "backward", "complex"}
+        The difference formula.
+    args : tuple
+        Extra arguments of f.
+    threads : int, optional
+        numba threads for an @njit f (restored afterwards).
+
+    Returns
+    -------
+    ndarray
+        The gradient, shaped like x, in x's dtype.
 
     Examples
     --------

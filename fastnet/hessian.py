@@ -20,15 +20,15 @@ import numpy.typing as npt
 from numba.core import errors as numba_errors
 
 import kernels.numdiff as nd
-from fastnet.differences import RETREATS, Derivative, announce, romberg
-from fastnet.perturb import Evaluator, check_common, check_x
+from fastnet.differences import RETREATS, Derivative, _announce, _romberg
+from fastnet.perturb import _Evaluator, _check_common, check_x
 from fastnet.steps import (
     RICHARDSON_BASE,
     RICHARDSON_STEPS,
+    _index,
+    _shifted,
     default_scale,
-    index_of,
     resolve_steps,
-    shifted,
 )
 from fastnet.threads import num_threads
 from fastnet.validation import positive_int
@@ -37,19 +37,19 @@ from fastnet.validation import positive_int
 def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richardson: bool = False,
             num_steps: int | None = None, args: tuple[Any, ...] = (),
             threads: int | None = None) -> Derivative:
-    """Hessian of the scalar f(x, *args) at x: shape x.shape + x.shape, symmetric by construction.
+    """Hessian of the scalar ``f(x, *args)`` at x: shape x.shape + x.shape, symmetric by construction.
 
     Parameters
     ----------
     f : callable
-        f(x, *args) -> scalar. An @njit f runs compiled, parallel over rows on per-thread copies
+        ``f(x, *args)`` -> scalar. An @njit f runs compiled, parallel over rows on per-thread copies
         of x (identical results for any thread count); any other callable in a Python loop that
         perturbs x in place and restores it bit for bit, also when f raises.
     x : ndarray of float32 or float64
         The point, any shape.
     h : float, ndarray or None
-        None: eps^(1/4) max(1, |x_i|) per entry (Richardson: 0.5 max(1, |x_i|), the largest step
-        of the sequence); a float or an array shaped like x: absolute steps.
+        None: ``eps^(1/4) max(1, |x_i|)`` per entry (Richardson: ``0.5 max(1, |x_i|)``, the
+        largest step of the sequence); a float or an array shaped like x: absolute steps.
     richardson : bool
         Extrapolate second differences at num_steps halving steps (default 5), with per-entry
         error estimates.
@@ -77,7 +77,7 @@ def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richar
     >>> np.allclose(H.value, [[4.0, 2.0], [2.0, 0.0]], atol=1e-6)
     True
     """
-    check_common(f, args, threads)
+    _check_common(f, args, threads)
     if not isinstance(richardson, bool):
         raise TypeError(f"richardson must be True or False, got {richardson!r}")
     check_x(x)
@@ -91,7 +91,7 @@ def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richar
             raise ValueError("num_steps applies only with richardson=True")
         n_steps = 1
         steps, _ = resolve_steps(h, x, default_scale("second", x.dtype))
-    ev = Evaluator(f, x, args, threads)
+    ev = _Evaluator(f, x, args, threads)
     flat = np.array(x, dtype=x.dtype).reshape(-1)
     eps = float(np.finfo(x.dtype).eps)
 
@@ -106,7 +106,7 @@ def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richar
                 floors.append(16 * eps * scale / np.outer(d, d))
         if not richardson:
             return tables[0], None
-        value, error, _ = romberg(np.stack(tables), np.stack(floors), "central")
+        value, error, _ = _romberg(np.stack(tables), np.stack(floors), "central")
         return value, np.maximum(error, error.T)  # symmetric like the value
 
     value, error = estimate(steps)
@@ -115,7 +115,7 @@ def hessian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, *, richar
         out = value.astype(x.dtype)
     if not np.isfinite(out).all():
         i, j = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
-        raise ValueError(f"the Hessian entry ({index_of(i, x.shape)}, {index_of(j, x.shape)}) is "
+        raise ValueError(f"the Hessian entry ({_index(i, x.shape)}, {_index(j, x.shape)}) is "
                          f"not finite ({value[i, j]:g}): f is not finite at x +- h there; try a "
                          "smaller h")
     full = x.shape + x.shape
@@ -150,31 +150,31 @@ def _retreat(estimate: Callable[[npt.NDArray[np.float64]],
         shrink = np.where((r == 0) & (ax > 0) & (ax < 1), np.minimum(s / 4, s * ax), s / 4)
         s = np.where(bad, shrink, s).astype(flat.dtype).astype(np.float64)
         with np.errstate(under="ignore"):
-            lost = (shifted(flat, s, 1.0, shape) == flat) | (shifted(flat, s, -1.0, shape) == flat)
+            lost = (_shifted(flat, s, 1.0, shape) == flat) | (_shifted(flat, s, -1.0, shape) == flat)
         if (s == 0).any() or lost.any():
             break
         H2, e2 = estimate(s)
         if np.isfinite(H2).all():
-            retreated = tuple(index_of(int(q), shape) for q in np.flatnonzero(moved))
-            announce(retreated)
+            retreated = tuple(_index(int(q), shape) for q in np.flatnonzero(moved))
+            _announce(retreated)
             return H2, e2, s, retreated
         bad = culprits(H2)
         moved |= bad
     return H, error, steps, ()  # still not finite: the caller names the entry
 
 
-def _second_differences(ev: Evaluator, flat: npt.NDArray[Any], s: npt.NDArray[np.float64],
+def _second_differences(ev: _Evaluator, flat: npt.NDArray[Any], s: npt.NDArray[np.float64],
                         shape: tuple[int, ...], lost_ok: bool
                         ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
                                    npt.NDArray[np.float64]]:
     """(H (n, n) float64, max |f| per pair, steps taken d_i) at steps s; NaN where f not finite."""
     n = flat.size
-    p1, m1 = shifted(flat, s, 1.0, shape), shifted(flat, s, -1.0, shape)
-    p2, m2 = shifted(flat, 2 * s, 1.0, shape), shifted(flat, 2 * s, -1.0, shape)
+    p1, m1 = _shifted(flat, s, 1.0, shape), _shifted(flat, s, -1.0, shape)
+    p2, m2 = _shifted(flat, 2 * s, 1.0, shape), _shifted(flat, 2 * s, -1.0, shape)
     lost = (p1 == flat) | (m1 == flat)
     if lost.any() and not lost_ok:
         q = int(np.flatnonzero(lost)[0])
-        raise ValueError(f"the step h = {s[q]:g} is lost to rounding at entry {index_of(q, shape)} "
+        raise ValueError(f"the step h = {s[q]:g} is lost to rounding at entry {_index(q, shape)} "
                          f"of x (x = {float(flat[q])!r} in {flat.dtype}: x + h == x); use a "
                          "larger h or h=None")
     plus = np.ascontiguousarray(np.stack([p2, p1], axis=1))
@@ -206,7 +206,7 @@ def _second_differences(ev: Evaluator, flat: npt.NDArray[Any], s: npt.NDArray[np
     return H, scale, d
 
 
-def _compiled(ev: Evaluator, plus: npt.NDArray[Any], minus: npt.NDArray[Any],
+def _compiled(ev: _Evaluator, plus: npt.NDArray[Any], minus: npt.NDArray[Any],
               out: npt.NDArray[np.float64]) -> None:
     failed = np.zeros(plus.shape[0], dtype=np.uint8)
     try:
@@ -221,11 +221,11 @@ def _compiled(ev: Evaluator, plus: npt.NDArray[Any], minus: npt.NDArray[Any],
         nd.hessian_values_loop_serial(ev.f, ev.work, plus, minus, ev.args, np.zeros_like(out),
                                       np.zeros_like(failed))
         raise RuntimeError(f"f raised inside the parallel loop in Hessian row "
-                           f"{index_of(int(np.flatnonzero(failed)[0]), ev.x.shape)}, but not when "
+                           f"{_index(int(np.flatnonzero(failed)[0]), ev.x.shape)}, but not when "
                            "repeated on one thread (does f keep state between calls?)")
 
 
-def _python(ev: Evaluator, plus: npt.NDArray[Any], minus: npt.NDArray[Any],
+def _python(ev: _Evaluator, plus: npt.NDArray[Any], minus: npt.NDArray[Any],
             out: npt.NDArray[np.float64]) -> None:
     w = ev.work
     n = plus.shape[0]

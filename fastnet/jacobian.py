@@ -8,16 +8,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fastnet.differences import Derivative, single_step
-from fastnet.differences import richardson as _richardson
-from fastnet.gradient import prepare
-from fastnet.perturb import Evaluator
+from fastnet.differences import Derivative, _richardson, _single_step
+from fastnet.gradient import _prepare
+from fastnet.perturb import _Evaluator
 
 
 def jacobian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, method: str = "central", *,
              richardson: bool = False, num_steps: int | None = None, args: tuple[Any, ...] = (),
              threads: int | None = None) -> Derivative:
-    """Jacobian J[i..., j...] = d f(x)[i...] / d x[j...] of an array-valued f(x, *args).
+    """Jacobian J[i..., j...] = d f(x)[i...] / d x[j...] of an array-valued ``f(x, *args)``.
 
     Steps, methods, Richardson extrapolation, threads and the guarantees about x are those of
     `fastnet.gradient`; f must return an array whose shape does not depend on x.
@@ -25,7 +24,7 @@ def jacobian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, method: 
     Parameters
     ----------
     f : callable
-        f(x, *args) -> array of shape S (an @njit f runs compiled and in parallel).
+        ``f(x, *args)`` -> array of shape S (an @njit f runs compiled and in parallel).
     x : ndarray of float32 or float64
         The point, any shape.
     h, method, richardson, num_steps, args, threads
@@ -48,8 +47,8 @@ def jacobian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, method: 
     >>> np.allclose(J.value, [[3.0, 2.0], [0.0, 6.0]])
     True
     """
-    steps, _, n_steps = prepare(f, x, h, method, args, threads, richardson, num_steps)
-    ev = Evaluator(f, x, args, threads, complex_=method == "complex", vector=True)
+    steps, _, n_steps = _prepare(f, x, h, method, args, threads, richardson, num_steps)
+    ev = _Evaluator(f, x, args, threads, complex_=method == "complex", vector=True)
     assert ev.out_shape is not None
     flat = np.array(x, dtype=x.dtype).reshape(-1)
     shape = ev.out_shape + x.shape
@@ -61,7 +60,7 @@ def jacobian(f: Callable[..., Any], x: npt.NDArray[Any], h: Any = None, method: 
         value, error, step, retreated = _richardson(ev, flat, steps, method, n_steps, x.shape)
         out = _finite(arrange(value), x.dtype)
         return Derivative(out, arrange(error), arrange(step), ev.evaluations, retreated, method)
-    d, taken, retreated = single_step(ev, flat, steps, method, x.shape)
+    d, taken, retreated = _single_step(ev, flat, steps, method, x.shape)
     step = np.broadcast_to(np.abs(taken)[:, None], d.shape)
     return Derivative(_finite(arrange(d), x.dtype), None, arrange(step), ev.evaluations,
                       retreated, method)

@@ -23,7 +23,40 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_x(x: Any, name: str = "x") -> npt.NDArray[np.floating[Any]]:
-    """x itself if it is a non-empty, finite float32/float64 ndarray; TypeError/ValueError naming it."""
+    """x itself if it is a non-empty, finite float32/float64 ndarray; TypeError/ValueError naming it.
+
+    Only float32 and float64 are differentiated: in an integer or float16 array a small step
+    rounds away or the difference of f's values loses its digits.
+
+    Parameters
+    ----------
+    x : object
+        The point to check.
+    name : str, default "x"
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    ndarray of float32 or float64
+        x itself, neither copied nor converted.
+
+    Raises
+    ------
+    TypeError
+        x is not a numpy array, or not of dtype float32 or float64.
+    ValueError
+        x is empty or contains NaN or inf (the first such index is named).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_x(np.array([1.0, 2.0]))
+    array([1., 2.])
+    >>> check_x(np.array([1.0, np.inf]), "w")
+    Traceback (most recent call last):
+    ...
+    ValueError: w contains NaN or inf (first at index (1,))
+    """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array of float32 or float64, got {type(x).__name__}")
     if x.dtype not in FLOATS:
@@ -37,7 +70,7 @@ def check_x(x: Any, name: str = "x") -> npt.NDArray[np.floating[Any]]:
     return x
 
 
-def check_common(f: Any, args: Any, threads: Any) -> None:
+def _check_common(f: Any, args: Any, threads: Any) -> None:
     """f callable, args a tuple, threads None or a valid thread count: checked on every path."""
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
@@ -47,7 +80,7 @@ def check_common(f: Any, args: Any, threads: Any) -> None:
         check_threads(threads)
 
 
-def as_values(v: Any, complex_: bool, shape: tuple[int, ...] | None) -> npt.NDArray[Any]:
+def _as_values(v: Any, complex_: bool, shape: tuple[int, ...] | None) -> npt.NDArray[Any]:
     """f's value as a flat float64 (complex128) array; TypeError naming f if it is not numeric.
 
     shape None: f must return a scalar; otherwise f must return that shape (a Jacobian's output).
@@ -69,7 +102,7 @@ def as_values(v: Any, complex_: bool, shape: tuple[int, ...] | None) -> npt.NDAr
     return np.asarray(arr, dtype=np.complex128 if complex_ else np.float64).reshape(-1)
 
 
-class Evaluator:
+class _Evaluator:
     """f at x with one entry replaced, for a fixed x, args and output shape."""
 
     def __init__(self, f: Callable[..., Any], x: npt.NDArray[Any], args: tuple[Any, ...],
@@ -129,7 +162,7 @@ class Evaluator:
                             f"return a complex value; f returned {type(raw).__name__} for a "
                             "complex x (it drops the imaginary part, so the complex step would "
                             "give 0)")
-        f0 = as_values(raw, self.complex_, self.out_shape)
+        f0 = _as_values(raw, self.complex_, self.out_shape)
         if not np.isfinite(f0).all():
             raise ValueError("f(x) is not finite: there is no derivative to estimate at x")
         return f0
@@ -143,7 +176,7 @@ class Evaluator:
 
     def values_at_work(self) -> Any:
         """f at the working array as it is now (the Python backend's Hessian loop perturbs it)."""
-        return as_values(self._call(self.work), self.complex_, self.out_shape)[0]
+        return _as_values(self._call(self.work), self.complex_, self.out_shape)[0]
 
     def f0_at(self, entries: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
         """f(x) for each of these entries: the same value, broadcast to (m, outputs)."""
@@ -177,7 +210,7 @@ class Evaluator:
             try:
                 for k in range(points.shape[1]):
                     w[idx] = points[q, k]
-                    out[q, k] = as_values(self._call(w), self.complex_, self.out_shape)
+                    out[q, k] = _as_values(self._call(w), self.complex_, self.out_shape)
             finally:
                 w[idx] = old
 
