@@ -746,8 +746,14 @@ class SweepResult:
                          "min": min(vals), "max": max(vals)})
         return rows
 
-    def table(self) -> str:
+    def table(self, top: int | None = None) -> str:
         """The summary as text, with an 'all' line over every finished trial.
+
+        Parameters
+        ----------
+        top : int, optional
+            Show only the `top` settings with the best mean (a random search has one setting per
+            trial; `summary` and summary.csv keep them all).
 
         Returns
         -------
@@ -772,6 +778,11 @@ class SweepResult:
         """
         rows = self.summary()
         name = self.metric
+        shown = len(rows)
+        if top is not None and top < len(rows):
+            larger = METRICS[self.kind][1]
+            rows = sorted(rows, key=lambda row: -row["mean"] if larger else row["mean"])[:top]
+            shown = top
         cols = [*self.group_by, "n", f"mean {name}", "std", "min", "max"]
         body = [[_fmt(row[g]) for g in self.group_by]
                 + [str(row["n"]), f"{row['mean']:.4f}", f"{row['std']:.4f}", f"{row['min']:.4f}",
@@ -787,6 +798,8 @@ class SweepResult:
         widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
         lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
         lines += ["  ".join(v.rjust(w) for v, w in zip(b, widths)) for b in body]
+        if shown < len(self.summary()):
+            lines.append(f"(the best {shown} of {len(self.summary())} settings; all are in summary.csv)")
         if self.failed():
             lines.append(f"{len(self.failed())} trial(s) failed; their errors are in the results")
         return "\n".join(lines)

@@ -209,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(f"{result.total} trials: {result.ran} run now, {result.skipped} already done"
           f"{f', {len(result.failed())} failed' if result.failed() else ''}; {result.seconds:.1f} s")
-    print(result.table())
+    # a random search has one setting per trial: show the best ones
+    print(result.table(top=20 if result.random_axes else None))
     if result.best(1):
         b = result.best(1)[0]
         shown = ", ".join(f"{k}={b['settings'][k]}" for k in result.swept) or "the only setting"
