@@ -910,7 +910,7 @@ def _client(scheduler: Any, workers: int | None, dashboard: bool, retries: int) 
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise ImportError('fastnet sweep runs on Dask, which is not installed; install it with: '
-                          'pip install "fastnet[sweep]"') from exc
+                          'pip install "fastnet-dlfs[sweep]"') from exc
     if scheduler is not None and not isinstance(scheduler, str):
         if not isinstance(scheduler, Client):
             raise TypeError(f"scheduler must be None, an address like tcp://HOST:PORT or a "

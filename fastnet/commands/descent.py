@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print('fastnet descent: error: --plot needs matplotlib: pip install "fastnet[train]"', file=sys.stderr)
+            print('fastnet descent: error: --plot needs matplotlib: pip install "fastnet-dlfs[train]"', file=sys.stderr)
             return 2
     if args.method == "complex" and args.grad == "numerical":
         print("fastnet descent: error: --method complex needs f to accept complex input; the test "

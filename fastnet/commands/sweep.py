@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import distributed  # noqa: F401
     except ImportError:
-        return _fail('fastnet sweep runs on Dask, which is not installed: pip install "fastnet[sweep]"')
+        return _fail('fastnet sweep runs on Dask, which is not installed: pip install "fastnet-dlfs[sweep]"')
 
     terminated = []
 
