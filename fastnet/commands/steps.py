@@ -126,4 +126,4 @@ def _check_plot_path(path: str) -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f"--plot needs matplotlib (pip install "fastnet-dlfs[train]"): {exc}") from None
+        raise ImportError(f'--plot needs matplotlib (pip install "fastnet-dlfs[train]"): {exc}') from None
