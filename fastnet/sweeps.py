@@ -920,12 +920,13 @@ def _client(scheduler: Any, workers: int | None, dashboard: bool, retries: int) 
         return Client(scheduler, timeout="20s"), None
     import logging
 
-    # a worker that dies takes its trial with it: Dask reschedules it up to `retries` times
-    dask.config.set({"distributed.scheduler.allowed-failures": retries})
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":8787" if dashboard else None,
-                           silence_logs=logging.ERROR, host="127.0.0.1")
+    # a worker that dies takes its trial with it: the scheduler of this cluster reschedules it up
+    # to `retries` times (scoped to this cluster, so the caller's Dask configuration is untouched)
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=":8787" if dashboard else None,
+                               silence_logs=logging.ERROR, host="127.0.0.1")
     return Client(cluster), cluster
 
 
