@@ -277,6 +277,15 @@ class TwoLayerNet:
             return None
         return x, labels, (W1, b1, W2, b2)
 
+    def _labelled(self, x: ArrayLike, t: ArrayLike
+                  ) -> tuple[FloatArray, NDArray[np.int64], tuple[FloatArray, ...]]:
+        """(x, t, params) for a labelled call: the fast path when it applies, else the full checks."""
+        ready = self._ready(x, t)
+        if ready is not None:
+            return ready
+        xs, ts = self._xt(x, t)
+        return xs, ts, self._checked_params()
+
     # -- the book's API -----------------------------------------------------------------------
 
     def predict(self, x: ArrayLike) -> FloatArray:
@@ -340,12 +349,8 @@ class TwoLayerNet:
         >>> round(float(net.loss(np.zeros((2, 4)), [0, 1])), 3)  # small weights: about log(2)
         0.693
         """
-        ready = self._ready(x, t)
-        if ready is not None:
-            return self.dtype.type(  # type: ignore[no-any-return]
-                kernels.two_layer_loss(ready[0], ready[1], *ready[2], self._loss))
-        x, t = self._xt(x, t)
-        return self.dtype.type(kernels.two_layer_loss(x, t, *self._checked_params(), self._loss))  # type: ignore[no-any-return]
+        xs, ts, params = self._labelled(x, t)
+        return self.dtype.type(kernels.two_layer_loss(xs, ts, *params, self._loss))  # type: ignore[no-any-return]
 
     def accuracy(self, x: ArrayLike, t: ArrayLike) -> float:
         """Fraction of rows whose most probable class is the label.
@@ -373,12 +378,7 @@ class TwoLayerNet:
         >>> 0.0 <= net.accuracy(np.ones((5, 4)), [0, 1, 0, 1, 1]) <= 1.0
         True
         """
-        ready = self._ready(x, t)
-        if ready is not None:
-            xs, ts, params = ready
-        else:
-            xs, ts = self._xt(x, t)
-            params = self._checked_params()
+        xs, ts, params = self._labelled(x, t)
         y = kernels.two_layer_predict(xs, *params)
         return float(np.mean(np.argmax(y, axis=1) == ts))
 
@@ -409,12 +409,7 @@ class TwoLayerNet:
         >>> g["W1"].shape, g["b2"].shape
         ((4, 3), (2,))
         """
-        ready = self._ready(x, t)
-        if ready is not None:
-            xs, ts, params = ready
-        else:
-            xs, ts = self._xt(x, t)
-            params = self._checked_params()
+        xs, ts, params = self._labelled(x, t)
         grads = kernels.two_layer_gradient(xs, ts, *params, self._loss)
         return dict(zip(PARAM_NAMES, grads))
 
