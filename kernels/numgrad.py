@@ -110,9 +110,25 @@ def _input_columns(x):
 
 @jit
 def _balanced_order(counts):
-    """Columns ordered largest, smallest, 2nd largest, ...: contiguous thread shares get equal work."""
+    """Columns ordered largest, smallest, 2nd largest, ...: contiguous thread shares get equal work.
+
+    Counts are non-zeros per column, small integers, so a stable counting sort orders them (numba's
+    argsort takes about a second to compile; this takes a tenth of that).
+    """
     m = counts.size
-    by_cost = np.argsort(-counts, kind="mergesort")
+    top = 0
+    for c in range(m):
+        top = max(top, counts[c])
+    first = np.zeros(top + 2, dtype=np.int64)  # first[top - c + 1]: columns with more than c
+    for c in range(m):
+        first[top - counts[c] + 1] += 1
+    for v in range(top + 1):
+        first[v + 1] += first[v]
+    by_cost = np.empty(m, dtype=np.int64)
+    for c in range(m):  # ascending column index within equal counts, as a stable sort gives
+        v = top - counts[c]
+        by_cost[first[v]] = c
+        first[v] += 1
     order = np.empty(m, dtype=np.int64)
     lo = 0
     hi = m - 1
@@ -330,7 +346,7 @@ def _cached_forward(x, t, W1, b1, W2, b2, loss):
             Y[r, k, 2] = p2 - p[r, k] * p[r, k] + rest * rest
         for k in range(c):
             B[r, k] = a2[r, k] - a2[r, tr]
-        L0[r] = _lse_shifted(B, r, zero, -1, zero)
+        L0[r] = _lse_shifted(B, r, zero, np.int64(-1), zero)
         if loss == SUM_SQUARED:
             _sum_squared_series(p, res, r0, p2, W2T, r, cbar, M)
             continue
@@ -602,7 +618,8 @@ def _hidden_values(x, start, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, w
     value of group g. start[r + 1] - start[r] is an upper bound of the groups of sample r.
     """
     d_poly = _poly_limit(W2T)
-    for r in prange(start.size - 1):
+    for r_ in prange(start.size - 1):
+        r = np.int64(r_)  # prange counts in uint64: an int64 index keeps one compiled helper per dtype
         gvals = np.empty(start[r + 1] - start[r], dtype=x.dtype)
         count = _row_groups(x, r, vlocT, gvals)
         for g in range(count):
@@ -634,14 +651,11 @@ def _hidden_gather(vlocT, start, G, out):
 def _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, out):
     """_hidden_block's result, bit for bit, with the per-sample work done once per input value.
 
-    largest = max(1, max |x|). Returns False, leaving out untouched, when no input takes the
-    libm path, when the first samples have few repeated values or when the table of per-value
-    changes would be too large; the caller then runs _hidden_block.
+    Run only where grouping pays (see two_layer_numerical_gradient). Returns False, leaving out untouched, when the table of
+    per-value changes would be too large; the caller then runs _hidden_block.
     """
     n, d = x.shape
     hid = E.shape[1]
-    if h * largest <= _poly_limit(W2T) or _mostly_distinct(x, GROUPING_PROBE_ROWS):
-        return False
     start = np.empty(n + 1, dtype=np.int64)
     start[0] = 0
     for r in range(n):
@@ -705,19 +719,16 @@ def _output_column(k, z, t, p, q, B, L0, Y, loss, h, wp, wm, fast, out):
 @jit(parallel=True)
 def _output_block_libm(z, t, p, q, B, L0, Y, loss, h, wp, wm, out):
     """_output_block's libm path, parallel over classes: it costs far more than waking the workers."""
-    for k in prange(p.shape[1]):
-        _output_column(k, z, t, p, q, B, L0, Y, loss, h, wp, wm, False, out)
+    for k_ in prange(p.shape[1]):
+        _output_column(np.int64(k_), z, t, p, q, B, L0, Y, loss, h, wp, wm, np.bool_(False), out)
 
 
 @jit
-def _output_block(z, t, p, q, B, L0, Y, loss, h, wp, wm, out):
-    """Sums of weighted per-sample loss changes for out[k, j] (W2[j, k]) and out[k, H] (b2[k])."""
-    # |coef * expm1(+-u)| <= expm1(h) for |u| <= h, since z is in [0, 1]
-    if h <= z.dtype.type(SMALL / 2):
-        for k in range(p.shape[1]):  # serial: the polynomials take less than a wake-up of the workers
-            _output_column(k, z, t, p, q, B, L0, Y, loss, h, wp, wm, True, out)
-    else:
-        _output_block_libm(z, t, p, q, B, L0, Y, loss, h, wp, wm, out)
+def _output_block_poly(z, t, p, q, B, L0, Y, loss, h, wp, wm, out):
+    """Sums of weighted per-sample loss changes for out[k, j] (W2[j, k]) and out[k, H] (b2[k]),
+    for h <= SMALL / 2 (then |coef * expm1(+-u)| <= expm1(h) for |u| <= h, since z is in [0, 1])."""
+    for k in range(p.shape[1]):  # serial: the polynomials take less than a wake-up of the workers
+        _output_column(k, z, t, p, q, B, L0, Y, loss, h, wp, wm, np.bool_(True), out)
 
 
 @jit
@@ -890,6 +901,27 @@ def _setup(x, t, W1, b1, W2, b2, loss):
 
 
 @jit
+def _finish(hidden, output, h, steps, n):
+    """_assemble with the scale 1 / (steps * h * n), in h's dtype."""
+    dt = hidden.dtype
+    return _assemble(hidden, output, dt.type(1) / (dt.type(steps) * h * dt.type(n)))
+
+
+# The two drivers below are plain Python: numba compiles every branch of a compiled function, and
+# the paths for large steps (grouped inputs, libm per class) cost more to compile than the paths
+# for the default steps. Called from Python, each block compiles when a call first needs it:
+# measured on this VM with an empty numba cache, import plus the first numerical gradient went
+# from 17.5 s to 10.9 s. The few microseconds of Python between the blocks are nothing beside them.
+
+
+def _grouping_pays(x, largest, W2T, h):
+    """Whether `_hidden_grouped` pays: some input leaves the polynomial path (largest =
+    max(1, max |x|)) and the first samples repeat enough values. Python, so that the check of
+    repeated values compiles only for steps large enough to need it."""
+    return bool(h * largest > _poly_limit(W2T)
+                and not _mostly_distinct(x, np.int64(GROUPING_PROBE_ROWS)))
+
+
 def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method, loss=CROSS_ENTROPY):
     """Finite-difference gradient (gW1, gb1, gW2, gb2) of the mean loss, shapes of the params.
 
@@ -897,33 +929,33 @@ def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method, loss=CROSS_ENT
     ((L(+h) - L(-h)) / 2h), FORWARD ((L(+h) - L) / h) or BACKWARD ((L - L(-h)) / h) for every
     parameter; loss CROSS_ENTROPY or SUM_SQUARED.
     """
-    dt = W1.dtype
-    one = dt.type(1)
+    dt = W1.dtype.type
     (a1, z, zc, E, p, q, M, W2T, B, L0, Y, cbar), xT, order, largest, hidden, output = _setup(
         x, t, W1, b1, W2, b2, loss)
-    wp, wm = _direction_weights(method, one)
-    if not _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm,
-                           hidden):
+    # Scalars come back from compiled code as Python floats: back to the dtype, or a float32
+    # gradient would compile its blocks for float64 scalars and compute in float64.
+    largest = dt(largest)
+    wp, wm = (dt(w) for w in _direction_weights(method, dt(1)))
+    if not (_grouping_pays(x, largest, W2T, h)
+            and _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp,
+                                wm, hidden)):
         _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, hidden)
-    _output_block(z, t, p, q, B, L0, Y, loss, h, wp, wm, output)
-    steps = one + one if method == CENTRAL else one
-    return _assemble(hidden, output, one / (steps * h * dt.type(x.shape[0])))
+    block = _output_block_poly if h <= SMALL / 2 else _output_block_libm
+    block(z, t, p, q, B, L0, Y, loss, h, wp, wm, output)
+    return _finish(hidden, output, h, 2 if method == CENTRAL else 1, x.shape[0])
 
 
-@jit
 def two_layer_complex_step(x, t, W1, b1, W2, b2, h, loss=CROSS_ENTROPY):
     """Complex-step gradient Im L(theta + i h e_p) / h for every parameter: (gW1, gb1, gW2, gb2).
 
     Exact to rounding for any small h (there is no subtraction); shapes, dtypes and loss as in
     two_layer_numerical_gradient. Separate from it so that neither compiles the other's blocks.
     """
-    dt = W1.dtype
-    one = dt.type(1)
     (a1, z, zc, E, p, q, M, W2T, B, L0, Y, cbar), xT, order, largest, hidden, output = _setup(
         x, t, W1, b1, W2, b2, loss)
     _hidden_block_complex(order, xT, t, a1, z, p, W2T, Y, cbar, loss, h, hidden)
     _output_block_complex(z, t, p, q, Y, loss, h, output)
-    return _assemble(hidden, output, one / (h * dt.type(x.shape[0])))
+    return _finish(hidden, output, h, 1, x.shape[0])
 
 
 @jit(cache=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._jit import jit
+from kernels.vexp import vexp
 
 
 @jit
@@ -21,7 +22,7 @@ def row_max_sumexp(a, r):
             m = a[r, k]
     s = a.dtype.type(0)
     for k in range(c):
-        s += np.exp(a[r, k] - m)
+        s += vexp(a[r, k] - m)
     return m, s
 
 
@@ -32,7 +33,7 @@ def softmax_rows(a):
     for r in range(n):
         m, s = row_max_sumexp(a, r)
         for k in range(c):
-            a[r, k] = np.exp(a[r, k] - m) / s
+            a[r, k] = vexp(a[r, k] - m) / s
 
 
 @jit
@@ -91,7 +92,7 @@ def row_residuals(a, r, label, p, res):
     m, s = row_max_sumexp(a, r)
     q = a.dtype.type(0)
     for k in range(c):
-        p[k] = np.exp(a[r, k] - m) / s
+        p[k] = vexp(a[r, k] - m) / s
         if k != label:
             q += p[k]
     r0 = a.dtype.type(0)

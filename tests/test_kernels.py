@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from collections import namedtuple
 from dataclasses import dataclass
@@ -331,7 +332,26 @@ _DOUBLE_MATH = re.compile(
 
 
 def _float32_ir(kernel, args):
-    """LLVM IR of a fresh (uncached, so inspectable) compile of `kernel` for `args`."""
+    """LLVM IR of a fresh (uncached, so inspectable) compile of `kernel` for `args`.
+
+    A kernel that is a Python driver of compiled blocks (the two-layer numerical gradients) is run
+    once, and the IR of every block it compiled for float32 is returned, each compiled afresh.
+    """
+    if not isinstance(kernel, numba.core.dispatcher.Dispatcher):
+        kernel(*args)
+        module = sys.modules[kernel.__module__]
+        parts = []
+        for block in vars(module).values():
+            if not isinstance(block, numba.core.dispatcher.Dispatcher) or block.targetoptions.get("cache") is False:
+                continue
+            for sig in block.signatures:
+                if any("float32" in str(a) for a in sig):
+                    opts = {k: v for k, v in block.targetoptions.items()
+                            if k in ("fastmath", "parallel", "boundscheck")}
+                    fresh = numba.njit(sig, **opts)(block.py_func)
+                    parts.extend(fresh.inspect_llvm().values())
+        assert parts, f"{kernel.__name__} compiled no float32 block"
+        return "\n".join(parts)
     opts = {k: v for k, v in kernel.targetoptions.items() if k in ("fastmath", "parallel", "boundscheck")}
     fresh = numba.njit(**opts)(kernel.py_func)
     fresh(*args)

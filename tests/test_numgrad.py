@@ -422,7 +422,8 @@ def _hidden_blocks(x, t, net, h, loss=kernels.CROSS_ENTROPY):
     grouped = np.full_like(hidden, np.nan)
     block = (t, a1, zc, E, prob, M, W2T, B, L0, Y, cbar, loss, h, one, -one)
     numgrad._hidden_block(order, xT, *block, direct)
-    used = numgrad._hidden_grouped(x, largest, *block, grouped)
+    largest = x.dtype.type(largest)
+    used = numgrad._grouping_pays(x, largest, W2T, h) and numgrad._hidden_grouped(x, largest, *block, grouped)
     return direct, grouped, used
 
 
