@@ -1,5 +1,5 @@
 """The JAX and PyTorch twins (`fastnet.twins`) compute what `fastnet.reference` computes, and
-a missing library is reported, never raised.
+`fastnet bench` copes without them.
 
 Each twin is compared with the book's formula on float32 and float64 arrays of a few shapes,
 odd ones included; without jax or torch those tests skip. The rest run everywhere: a library
@@ -161,8 +161,51 @@ def test_a_broken_library_is_reported_with_the_reason(monkeypatch):
     assert text.endswith('pip install "fastnet-dlfs[compare]"')
 
 
+def test_bench_kernels_time_the_twins_beside_fastnet():
+    available = twins.available()
+    rows = bench.bench_kernels((3,), ("float64",), kernels=("sigmoid", "softmax_sum_squared",
+                                                             "two_layer_gradient"),
+                               net="20-8-10", repeat=1, min_time=0, twins=twins.LIBRARIES)
+    assert [r.kernel for r in rows] == ["sigmoid", "softmax_sum_squared",
+                                        "two_layer_gradient (mnist-like)",
+                                        "two_layer_gradient (dense)"]
+    for r in rows:
+        for lib in twins.LIBRARIES:
+            value = r.extra[f"{lib}_s"]
+            if lib in available and r.kernel != "softmax_sum_squared":
+                assert value > 0
+                assert r.to_dict()[f"speedup_vs_{lib}"] == pytest.approx(value / r.fastnet_s)
+            else:  # not installed, or no twin of a sum-of-squares kernel
+                assert value is None and r.to_dict()[f"speedup_vs_{lib}"] is None
+
+
+@pytest.mark.parametrize("library", twins.LIBRARIES)
+def test_bench_without_a_library_skips_its_twins_and_says_why(monkeypatch, library):
+    _hide(monkeypatch, library)
+    report = bench.run(quick=True, batch_sizes=[2], dtypes=["float64"], net="20-4-10", batch=4,
+                       subset=2, repeat=1)
+    assert all(r.extra[f"{library}_s"] is None for r in report.kernels)
+    assert report.meta["twins"][library]["note"] == twins.note(library)
+    table = report.format_table()
+    assert f'{library} not installed: pip install "fastnet-dlfs[compare]"' in table
+    assert table.splitlines()[0].split()[3:] == ["reference", "fastnet", "speedup", "jax", "torch",
+                                                 "vs", "jax", "vs", "torch"]
+    other = next(lib for lib in twins.LIBRARIES if lib != library)
+    if other in twins.available():
+        assert any(r.extra[f"{other}_s"] for r in report.kernels)
+
+
+def test_bench_without_twins_has_no_twin_columns():
+    report = bench.run(quick=True, batch_sizes=[2], dtypes=["float64"], net="20-4-10", batch=4,
+                       subset=2, repeat=1, twins=False)
+    assert report.meta["twins"] == {}
+    assert all("jax_s" not in r.extra for r in report.kernels)
+    header = report.format_table().splitlines()[0].split()
+    assert header == ["kernel", "size", "dtype", "reference", "fastnet", "speedup"]
+
+
 def test_import_fastnet_imports_neither_library():
-    code = ("import sys, fastnet, fastnet.twins; "
+    code = ("import sys, fastnet, fastnet.bench, fastnet.twins; "
             "print(sorted(m for m in ('jax', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
