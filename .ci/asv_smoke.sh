@@ -2,14 +2,15 @@
 # Smoke test of the asv suite in the current environment (fastnet installed, asv available):
 #   1. `asv check --python=same`: every benchmark is discovered and its attributes are valid;
 #   2. `asv run --python=same --quick --dry-run` on a few benchmarks (one of each kind: time, track,
-#      peakmem, timeraw, and the kernel/reference twins), nothing saved.
+#      peakmem, timeraw, the kernel/reference twins, and the JAX/PyTorch twins, which skip where
+#      those libraries are not installed), nothing saved.
 # Fails when a benchmark raises: on asv's exit status, and on its output (some asv versions exit 0).
 # Usage: .ci/asv_smoke.sh [python]   (default: python on PATH; ASV_SMOKE_BENCH overrides the regex)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PY="${1:-python}"
-BENCH="${ASV_SMOKE_BENCH:-bench_kernels\.AffineForward\.|bench_numgrad\.NumericalGradient\.(time_fastnet|track_fastnet_over_reference)\b|bench_numgrad\.NumericalGradientMemory\.peakmem_fastnet|bench_threads\.BlasAfterParallel\.track_blas_slowdown|bench_coldstart\.ImportFastnet}"
+BENCH="${ASV_SMOKE_BENCH:-bench_kernels\.AffineForward\.|bench_numgrad\.NumericalGradient\.(time_fastnet|track_fastnet_over_reference)\b|bench_numgrad\.NumericalGradientMemory\.peakmem_fastnet|bench_threads\.BlasAfterParallel\.track_blas_slowdown|bench_coldstart\.ImportFastnet|bench_twins\.Sigmoid\.}"
 
 # asv keeps machine details in ~/.asv-machine.json: use a throwaway home so CI leaves none behind.
 SMOKE_HOME="$(mktemp -d)"

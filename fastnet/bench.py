@@ -13,6 +13,11 @@ subset's entries are timed ten at a time over several rounds, and the median of 
 used, so a burst of load from elsewhere on the machine spoils a few samples, not the estimate.
 Parameter arrays no larger than the subset are timed whole. Each result says whether its reference
 time was extrapolated and from how many parameters.
+
+Kernel rows also time the kernel's JAX and PyTorch twins (`fastnet.twins`), right after the
+reference and fastnet, on the same arrays; a library that does not import leaves its columns empty
+and a note under the table says why. Kernels whose input is the batch x are timed on MNIST-like and
+on dense inputs, since fastnet's kernels skip the zeros of the former.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any, Union
 import numpy as np
 
 from fastnet._typing import DTypeLike, FloatArray, NDArray
+from fastnet.twins import LIBRARIES as TWIN_LIBRARIES
 
 #: A network's sizes: (D, H, C), or text "D-H-C".
 NetSpec = Union[tuple[int, int, int], str, Sequence[int]]
@@ -53,6 +59,8 @@ __all__ = [
     "DEFAULT_NET",
     "LARGE_NET",
     "KERNELS",
+    "DATA_KERNELS",
+    "DATA",
     "TARGETS",
 ]
 
@@ -81,6 +89,11 @@ KERNELS = (
     "two_layer_gradient",
 )
 
+# The kernels whose input is the batch x: timed on each kind of data (fastnet skips x's zeros).
+DATA_KERNELS = ("affine_forward", "affine_backward", "two_layer_loss", "two_layer_gradient")
+# The kinds of input data: synthetic digits with MNIST's zeros, and uniform values without zeros.
+DATA = ("mnist-like", "dense")
+
 # Fraction of exact zeros in MNIST images (pixels that are pure background).
 MNIST_ZERO_FRACTION = 0.8085
 
@@ -98,7 +111,8 @@ class Comparison:
     reference_params, total_params : int, optional
         Parameters the reference perturbed, and those of the full gradient, when it was extrapolated.
     extra : dict
-        Further measurements, merged into `to_dict`.
+        Further measurements, merged into `to_dict`: e.g. ``data``, and ``jax_s`` and ``torch_s``,
+        the seconds per call of the kernel's twins (None when not timed).
 
     Examples
     --------
@@ -138,12 +152,19 @@ class Comparison:
         --------
         >>> Comparison("sigmoid", "(10,50)", "float64", 6e-6, 3e-6).to_dict()["speedup"]
         2.0
+        >>> Comparison("sigmoid", "(10,50)", "float64", 6e-6, 3e-6, extra={"jax_s": 9e-6}).to_dict()["speedup_vs_jax"]
+        3.0
         """
         d = asdict(self)
         extra = d.pop("extra")
         d["speedup"] = self.speedup
         d["reference_extrapolated"] = self.reference_extrapolated
         d.update(extra)
+        for lib in TWIN_LIBRARIES:  # how many times faster fastnet is than each twin asked for
+            if f"{lib}_s" in extra:
+                twin_s = extra[f"{lib}_s"]
+                d[f"speedup_vs_{lib}"] = (None if twin_s is None or not self.fastnet_s > 0
+                                          else twin_s / self.fastnet_s)
         return d
 
 
@@ -158,7 +179,8 @@ class BenchReport:
     blas_after_parallel : dict or None
         The BLAS-after-parallel measurement (see `bench_blas_after_parallel`).
     meta : dict
-        Threads, BLAS, CPUs, repetitions, elapsed seconds.
+        Threads, BLAS, CPUs, repetitions, elapsed seconds; ``twins``: for each twin library timed,
+        its ``version`` and, when it did not import, a ``note`` saying why.
 
     Examples
     --------
@@ -197,6 +219,10 @@ class BenchReport:
     def format_table(self) -> str:
         """The human-readable table: kernel, size, dtype, reference, fastnet, speedup, then notes.
 
+        When twins were timed (``meta["twins"]``), one column per library with its time, then one
+        per library with fastnet's speedup over it ("vs jax": jax's time / fastnet's); "-" where
+        the library did not import or the kernel has no twin.
+
         Returns
         -------
         str
@@ -208,16 +234,30 @@ class BenchReport:
         >>> meta = {"numba_threads": 1, "threading_layer": "omp", "cpu_count": 1, "repeat": 3, "elapsed_s": 2.0}
         >>> BenchReport([], [], None, meta).format_table().splitlines()[0].split()
         ['kernel', 'size', 'dtype', 'reference', 'fastnet', 'speedup']
+        >>> row = Comparison("sigmoid", "(10,50)", "float64", 6e-6, 3e-6, extra={"jax_s": 9e-6, "torch_s": None})
+        >>> meta["twins"] = {"jax": {"version": "0.4.30", "note": None},
+        ...                  "torch": {"version": None, "note": "torch not installed"}}
+        >>> for line in BenchReport([row], [], None, meta).format_table().splitlines()[:3]:
+        ...     print(line)
+        kernel   size     dtype    reference  fastnet  speedup   jax  torch  vs jax  vs torch
+        -------  -------  -------  ---------  -------  -------  ----  -----  ------  --------
+        sigmoid  (10,50)  float64       6 us     3 us     2.0x  9 us      -    3.0x         -
         """
         rows = self.kernels + self.numerical_gradient
-        header = ("kernel", "size", "dtype", "reference", "fastnet", "speedup")
+        libs = list(self.meta.get("twins") or {})
+        header = ("kernel", "size", "dtype", "reference", "fastnet", "speedup",
+                  *libs, *(f"vs {lib}" for lib in libs))
         body = []
         for c in rows:
             ref = format_seconds(c.reference_s) + (" *" if c.reference_extrapolated else "")
+            twin_s = [c.extra.get(f"{lib}_s") for lib in libs]
             body.append((c.kernel, c.size, c.dtype, ref, format_seconds(c.fastnet_s),
-                         f"{c.speedup:,.1f}x"))
+                         f"{c.speedup:,.1f}x",
+                         *("-" if s is None else format_seconds(s) for s in twin_s),
+                         *("-" if s is None or not c.fastnet_s > 0 else f"{s / c.fastnet_s:,.1f}x"
+                           for s in twin_s)))
         widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
-        right = (False, False, False, True, True, True)
+        right = (False, False, False) + (True,) * (len(header) - 3)
 
         def line(r: Sequence[object]) -> str:
             return "  ".join(str(v).rjust(w) if ra else str(v).ljust(w)
@@ -262,6 +302,17 @@ class BenchReport:
             notes.append(f"NumPy BLAS call ({b['call']}): alone {format_seconds(b['alone_s'])}, "
                          f"right after fastnet's parallel numerical gradient "
                          f"{format_seconds(b['after_parallel_s'])} ({b['slowdown']:.2f}x)")
+        twin_notes = []
+        for lib, info in (self.meta.get("twins") or {}).items():
+            if info.get("note"):
+                notes.append(str(info["note"]))
+            else:
+                how = {"jax": "jax.jit, x64 on, XLA's own CPU threads",
+                       "torch": f"{info.get('threads', '?')} threads"}.get(lib, "")
+                twin_notes.append(f"{lib} {info.get('version')} ({how})")
+        if twin_notes:
+            notes.append(f"twins (fastnet.twins): {', '.join(twin_notes)}; vs X = X's time / fastnet's "
+                         f"time; - where a kernel has no twin.")
         m = self.meta
         blas = m.get("blas")
         blas_text = ""
@@ -533,16 +584,17 @@ def _net_label(net: tuple[int, int, int], batch: int) -> str:
     return f"{'-'.join(map(str, net))} b{batch}"
 
 
-def _kernel_cases(name: str, batch: int, dtype: DTypeLike, net: tuple[int, int, int],
-                  seed: int = 0) -> tuple[str, Callable[[], object], Callable[[], object]]:
-    """(size label, fastnet callable, reference callable) for one kernel at one size."""
+def _kernel_cases(name: str, batch: int, dtype: DTypeLike, net: tuple[int, int, int], seed: int = 0,
+                  data: str = "mnist-like") -> tuple[str, Callable[[], object], Callable[[], object],
+                                                     tuple[NDArray[Any], ...]]:
+    """(size label, fastnet callable, reference callable, the fastnet kernel's arrays) for one
+    kernel at one size; x is `data` ("mnist-like" or "dense")."""
     import kernels
     from fastnet import reference
 
     d, h, c = net
     rng = np.random.default_rng(seed)
-    x = mnist_like(batch, seed=seed, dtype=dtype) if d == 784 else _inputs("mnist-like", batch, d,
-                                                                            dtype, seed)
+    x = _inputs(data, batch, d, dtype, seed)
     t = random_labels(batch, c, seed=seed)
     W1 = (0.01 * rng.standard_normal((d, h))).astype(dtype)
     b1 = (0.01 * rng.standard_normal(h)).astype(dtype)
@@ -554,45 +606,54 @@ def _kernel_cases(name: str, batch: int, dtype: DTypeLike, net: tuple[int, int, 
     if name == "affine_forward":
         return (f"({batch},{d})@({d},{h})",
                 lambda: kernels.affine_forward(x, W1, b1),
-                lambda: reference.affine_forward(x, W1, b1))
+                lambda: reference.affine_forward(x, W1, b1), (x, W1, b1))
     if name == "affine_backward":
         return (f"({batch},{d})@({d},{h})",
                 lambda: kernels.affine_backward(x, W1, dout),
-                lambda: reference.affine_backward(x, W1, dout))
+                lambda: reference.affine_backward(x, W1, dout), (x, W1, dout))
     if name == "sigmoid":
-        return (f"({batch},{h})", lambda: kernels.sigmoid(a1), lambda: reference.sigmoid(a1))
+        return (f"({batch},{h})", lambda: kernels.sigmoid(a1), lambda: reference.sigmoid(a1),
+                (a1,))
     if name == "softmax_cross_entropy":
         return (f"({batch},{c})",
                 lambda: kernels.softmax_cross_entropy(a2, t),
-                lambda: reference.softmax_cross_entropy(a2, t))
+                lambda: reference.softmax_cross_entropy(a2, t), (a2, t))
     if name == "softmax_cross_entropy_grad":
         return (f"({batch},{c})",
                 lambda: kernels.softmax_cross_entropy_grad(a2, t),
-                lambda: reference.softmax_cross_entropy_grad(a2, t))
+                lambda: reference.softmax_cross_entropy_grad(a2, t), (a2, t))
     if name == "softmax_sum_squared":
         return (f"({batch},{c})",
                 lambda: kernels.softmax_sum_squared(a2, t),
-                lambda: reference.softmax_sum_squared(a2, t))
+                lambda: reference.softmax_sum_squared(a2, t), (a2, t))
     if name == "softmax_sum_squared_grad":
         return (f"({batch},{c})",
                 lambda: kernels.softmax_sum_squared_grad(a2, t),
-                lambda: reference.softmax_sum_squared_grad(a2, t))
+                lambda: reference.softmax_sum_squared_grad(a2, t), (a2, t))
     ref_net = reference.TwoLayerNet.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2})
     if name == "two_layer_loss":
         return (_net_label(net, batch),
                 lambda: kernels.two_layer_loss(x, t, W1, b1, W2, b2),
-                lambda: ref_net.loss(x, t))
+                lambda: ref_net.loss(x, t), (x, t, W1, b1, W2, b2))
     if name == "two_layer_gradient":
         return (_net_label(net, batch),
                 lambda: kernels.two_layer_gradient(x, t, W1, b1, W2, b2),
-                lambda: ref_net.gradient(x, t))
+                lambda: ref_net.gradient(x, t), (x, t, W1, b1, W2, b2))
     raise ValueError(f"unknown kernel {name!r}; expected one of {', '.join(KERNELS)}")
 
 
 def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Iterable[DTypeLike] = ("float64", "float32"),
                   *, kernels: Iterable[str] = KERNELS, net: NetSpec = DEFAULT_NET, repeat: int = 5,
-                  min_time: float = 0.01, progress: Progress = None) -> list[Comparison]:
+                  min_time: float = 0.01, data: Iterable[str] = DATA, twins: Iterable[str] = (),
+                  progress: Progress = None) -> list[Comparison]:
     """Each compiled kernel beside its NumPy reference twin, for every batch size and dtype.
+
+    The kernels of `DATA_KERNELS` (those whose input is the batch x) are timed once per kind of
+    `data`, the kind named in the row's kernel, e.g. ``two_layer_gradient (dense)``. Each library of
+    `twins` ("jax", "torch") adds its twin's seconds per call to every row's ``extra``
+    (``jax_s``, ``torch_s``), timed right after fastnet on the same arrays; None where the library
+    does not import or the kernel has no twin (the sum-of-squares kernels). PyTorch runs with as
+    many threads as numba.
 
     Parameters
     ----------
@@ -608,43 +669,75 @@ def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Itera
         Repetitions per timing.
     min_time : float, default 0.01
         Seconds a repetition lasts at least.
+    data : iterable of {"mnist-like", "dense"}
+        The inputs x of the kernels of `DATA_KERNELS`.
+    twins : iterable of {"jax", "torch"}
+        Libraries whose twins to time too (`fastnet.twins`); default none.
     progress : callable, optional
         Receives a message per kernel.
 
     Returns
     -------
     list of Comparison
-        One per kernel, dtype and batch size.
+        One per kernel, kind of data, dtype and batch size.
 
     Raises
     ------
     ValueError
-        An unknown kernel or a bad size.
+        An unknown kernel, kind of data or library, or a bad size.
 
     Examples
     --------
     >>> rows = bench_kernels((2,), ("float64",), kernels=("sigmoid",), net="20-8-10", repeat=1, min_time=0)
     >>> [(r.kernel, r.size, r.dtype) for r in rows]
     [('sigmoid', '(2,8)', 'float64')]
+    >>> rows = bench_kernels((2,), ("float64",), kernels=("two_layer_loss",), net="20-8-10", repeat=1,
+    ...                      min_time=0)
+    >>> [(r.kernel, r.extra["data"]) for r in rows]
+    [('two_layer_loss (mnist-like)', 'mnist-like'), ('two_layer_loss (dense)', 'dense')]
     """
+    import numba
+
+    from fastnet import twins as twin_lib
+
     net = parse_net(net)
     batch_sizes = [_check_positive_int("batch size", b) for b in batch_sizes]
     dtypes = [_dtype_name(dt) for dt in dtypes]
+    kernels = tuple(kernels)
     for k in kernels:
         if k not in KERNELS:
             raise ValueError(f"unknown kernel {k!r}; expected one of {', '.join(KERNELS)}")
+    data = tuple(data)
+    if not data or any(kind not in DATA for kind in data):
+        raise ValueError(f"data must be a non-empty selection of {', '.join(DATA)}, got {data!r}")
+    twins = tuple(twins)
+    for lib in twins:
+        if lib not in TWIN_LIBRARIES:
+            raise ValueError(f"unknown twin library {lib!r}; expected one of {', '.join(TWIN_LIBRARIES)}")
+    usable = [lib for lib in twins if twin_lib.note(lib) is None]
     rows = []
     for name in kernels:
-        if progress:
-            progress(f"kernel {name}")
-        for dtype in dtypes:
-            for batch in batch_sizes:
-                size, fast, ref = _kernel_cases(name, batch, np.dtype(dtype), net)
-                # Reference first: BLAS threads left spinning by a compiled kernel's np.dot would
-                # otherwise slow the reference and flatter fastnet.
-                ref_s = median_time(ref, repeat=repeat, min_time=min_time)
-                fast_s = median_time(fast, repeat=repeat, min_time=min_time)
-                rows.append(Comparison(name, size, str(dtype), ref_s, fast_s))
+        for kind in data if name in DATA_KERNELS else (None,):
+            label = name if kind is None else f"{name} ({kind})"
+            if progress:
+                progress(f"kernel {label}")
+            for dtype in dtypes:
+                for batch in batch_sizes:
+                    size, fast, ref, arrays = _kernel_cases(name, batch, np.dtype(dtype), net,
+                                                            data=kind or "mnist-like")
+                    # Reference first: BLAS threads left spinning by a compiled kernel's np.dot would
+                    # otherwise slow the reference and flatter fastnet.
+                    ref_s = median_time(ref, repeat=repeat, min_time=min_time)
+                    fast_s = median_time(fast, repeat=repeat, min_time=min_time)
+                    extra: dict[str, Any] = {} if kind is None else {"data": kind}
+                    for lib in twins:
+                        extra[f"{lib}_s"] = None
+                        if lib not in usable or name not in twin_lib.KERNELS:
+                            continue
+                        call = twin_lib.twin(lib, name, *arrays)
+                        with twin_lib.torch_threads(numba.get_num_threads() if lib == "torch" else None):
+                            extra[f"{lib}_s"] = median_time(call, repeat=repeat, min_time=min_time)
+                    rows.append(Comparison(label, size, str(dtype), ref_s, fast_s, extra=extra))
     return rows
 
 
@@ -1016,12 +1109,15 @@ def _blas_info() -> list[dict[str, Any]] | dict[str, Any]:
 
 def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequence[int] | None = None,
         dtypes: Sequence[str] | None = None, net: NetSpec | None = None, batch: int | None = None,
-        subset: int | None = None, repeat: int | None = None, progress: Progress = None) -> BenchReport:
+        subset: int | None = None, repeat: int | None = None, data: Sequence[str] | None = None,
+        twins: bool = True, progress: Progress = None) -> BenchReport:
     """Time every kernel and the numerical gradients against the reference; returns a BenchReport.
 
     quick: fewer sizes, repetitions and reference parameters (under a minute here). `net`/`batch`
     set the network and batch of the numerical-gradient rows (default 784-50-10, batch 100); the
-    full run adds 784-100-10 at batch 256 when the default net is used.
+    full run adds 784-100-10 at batch 256 when the default net is used. The kernel rows also time
+    the JAX and PyTorch twins of the kernels (`fastnet.twins`) unless `twins` is False; a library
+    that does not import is noted in ``meta["twins"]`` and under the table, and its times are None.
 
     Parameters
     ----------
@@ -1041,6 +1137,10 @@ def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequenc
         Entries per parameter array the reference numerical gradient is timed on.
     repeat : int, optional
         Repetitions per timing.
+    data : sequence of {"mnist-like", "dense"}, optional
+        Inputs of the kernel rows that take the batch x (`DATA_KERNELS`); default both.
+    twins : bool, default True
+        Time the JAX and PyTorch twins of the kernels too.
     progress : callable, optional
         Receives a message per step.
 
@@ -1056,9 +1156,9 @@ def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequenc
     Examples
     --------
     >>> report = run(quick=True, batch_sizes=[2], dtypes=["float64"], net="20-4-10", batch=4, subset=2,
-    ...              repeat=1)
+    ...              repeat=1, twins=False)
     >>> len(report.kernels), [row.kernel for row in report.numerical_gradient][:1]
-    (9, ['numerical_gradient (mnist-like)'])
+    (13, ['numerical_gradient (mnist-like)'])
     """
     import numba
 
@@ -1082,12 +1182,17 @@ def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequenc
         raise ValueError("dtypes must not be empty")
     subset = _check_positive_int("subset", (100 if quick else 400) if subset is None else subset)
     repeat = _check_positive_int("repeat", (3 if quick else 7) if repeat is None else repeat)
+    data = DATA if data is None else tuple(data)
+    if not data or any(kind not in DATA for kind in data):
+        raise ValueError(f"data must be a non-empty selection of {', '.join(DATA)}, got {data!r}")
     say = progress or (lambda msg: None)
 
     start = time.perf_counter()
     with fastnet.num_threads(threads):
+        twin_meta = _twin_meta(numba.get_num_threads(), say) if twins else {}
         kernel_rows = bench_kernels(batch_sizes, dtypes, net=net, repeat=repeat,
-                                    min_time=0.005 if quick else 0.02, progress=say)
+                                    min_time=0.005 if quick else 0.02, data=data,
+                                    twins=tuple(twin_meta), progress=say)
         say(f"numerical gradient {_net_label(net, batch)} (mnist-like, dense)")
         ng_rows = [bench_numerical_gradient(net, batch, data="mnist-like", subset=subset,
                                             repeat=repeat),
@@ -1120,10 +1225,31 @@ def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequenc
             "quick": bool(quick),
             "repeat": repeat,
             "subset": subset,
+            "data": list(data),
+            "twins": twin_meta,
             "timer": "time.perf_counter; median of repetitions after a warm-up call",
         }
     meta["elapsed_s"] = time.perf_counter() - start
     return BenchReport(kernel_rows, ng_rows, blas, meta)
+
+
+def _twin_meta(threads: int, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """For each twin library: its version, or a note saying why it did not import."""
+    import importlib
+
+    from fastnet import twins as twin_lib
+
+    meta: dict[str, dict[str, Any]] = {}
+    for lib in TWIN_LIBRARIES:
+        say(f"importing {lib} for its twins")
+        note = twin_lib.note(lib)
+        info: dict[str, Any] = {"version": None, "note": note}
+        if note is None:
+            info["version"] = str(getattr(importlib.import_module(lib), "__version__", "?"))
+            if lib == "torch":
+                info["threads"] = threads
+        meta[lib] = info
+    return meta
 
 
 def _stderr_progress(msg: str) -> None:

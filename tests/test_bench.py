@@ -186,13 +186,37 @@ def test_bench_json_structure(tiny_json):
     data = tiny_json
     assert data["meta"]["quick"] is True
     assert data["meta"]["numba_threads"] >= 1
+    assert data["meta"]["data"] == ["mnist-like", "dense"]
     kernels = {row["kernel"] for row in data["kernels"]}
-    assert kernels == set(bench.KERNELS)
+    expected = {k for k in bench.KERNELS if k not in bench.DATA_KERNELS}
+    expected |= {f"{k} ({kind})" for k in bench.DATA_KERNELS for kind in bench.DATA}
+    assert kernels == expected
     for row in data["kernels"]:
         assert row["dtype"] == "float64"
         assert row["reference_s"] > 0 and row["fastnet_s"] > 0
         assert row["speedup"] == pytest.approx(row["reference_s"] / row["fastnet_s"])
         assert row["reference_extrapolated"] is False
+        if row["kernel"].split()[0] in bench.DATA_KERNELS:
+            assert row["kernel"].endswith(f"({row['data']})")
+
+
+def test_bench_json_has_the_twins(tiny_json):
+    from fastnet import twins
+
+    meta = tiny_json["meta"]["twins"]
+    assert list(meta) == list(twins.LIBRARIES)
+    for lib, info in meta.items():
+        installed = info["note"] is None
+        assert (info["version"] is not None) == installed
+        for row in tiny_json["kernels"]:
+            has_twin = row["kernel"].split()[0] in twins.KERNELS
+            if installed and has_twin:
+                assert row[f"{lib}_s"] > 0
+                assert row[f"speedup_vs_{lib}"] == pytest.approx(row[f"{lib}_s"] / row["fastnet_s"])
+            else:
+                assert row[f"{lib}_s"] is None and row[f"speedup_vs_{lib}"] is None
+    for row in tiny_json["numerical_gradient"]:
+        assert "jax_s" not in row and "torch_s" not in row
 
 
 def test_bench_json_numerical_gradient_rows(tiny_json):
@@ -266,6 +290,9 @@ def test_bench_cli_prints_table_and_passes_options(monkeypatch, capsys):
     assert seen["quick"] is True and seen["threads"] == 1
     assert seen["batch_sizes"] == (1, 10) and seen["net"] == (30, 5, 10)
     assert seen["dtypes"] is None and seen["subset"] is None
+    assert seen["twins"] is True
+    assert main(["bench", "--no-twins"]) == 0
+    assert seen["twins"] is False
 
 
 @pytest.mark.parametrize("argv", [

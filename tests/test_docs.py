@@ -46,6 +46,7 @@ PUBLIC_MODULES = (
     "fastnet.validation",
     "fastnet.methods",
     "fastnet.bench",
+    "fastnet.twins",
     "fastnet.commands.argtypes",
     "fastnet.commands.data",
     "fastnet.commands.batch",

@@ -1,4 +1,5 @@
-"""`fastnet bench`: time fastnet against the NumPy reference in one run and print a table."""
+"""`fastnet bench`: time fastnet against the NumPy reference (and JAX and PyTorch, when installed) in
+one run and print a table."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 
 from fastnet.commands.argtypes import positive_int as _positive_int
 
-HELP = "Time fastnet's kernels and numerical gradients against the NumPy reference, side by side."
+HELP = ("Time fastnet's kernels and numerical gradients against the NumPy reference, side by side "
+        "(and the kernels against JAX and PyTorch twins, when installed).")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -53,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     (20, 8, 10)
     """
     parser.add_argument("--quick", action="store_true",
-                        help="fewer sizes, repetitions and reference parameters (about a minute)")
+                        help="fewer sizes, repetitions and reference parameters (about a minute); "
+                             "the kernel rows still cover both kinds of input (mnist-like and dense) "
+                             "and the twins")
     parser.add_argument("--json", action="store_true",
                         help="print the results as JSON instead of a table")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
@@ -72,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "784-100-10 at batch 256)")
     parser.add_argument("--batch", type=_positive_int, default=None, metavar="N",
                         help="batch of the numerical-gradient rows (default 100)")
+    parser.add_argument("--no-twins", action="store_true",
+                        help="skip the JAX and PyTorch twins of the kernels (by default each kernel "
+                             "row also times them, in columns jax, torch, vs jax, vs torch; a "
+                             "library that is not installed shows '-' and a note; install both "
+                             'with pip install "fastnet-dlfs[compare]")')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     >>> from fastnet.cli import build_parser
     >>> import contextlib, io
     >>> argv = ["bench", "--quick", "--json", "--net", "20-4-10", "--batch", "4", "--sizes", "2",
-    ...         "--dtypes", "float64", "--subset", "2", "--repeat", "1"]
+    ...         "--dtypes", "float64", "--subset", "2", "--repeat", "1", "--no-twins"]
     >>> out = io.StringIO()
     >>> with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
     ...     status = run(build_parser().parse_args(argv))
@@ -110,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     report = bench.run(quick=args.quick, threads=args.threads, batch_sizes=args.sizes,
                        dtypes=args.dtypes, net=args.net, batch=args.batch, subset=args.subset,
-                       repeat=args.repeat, progress=bench._stderr_progress)
+                       repeat=args.repeat, twins=not args.no_twins,
+                       progress=bench._stderr_progress)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
