@@ -101,3 +101,20 @@ def jit(func=None, *, parallel=False, cache=True, inline="never"):
                           error_model="numpy", inline=inline)(f)
 
     return wrap if func is None else wrap(func)
+
+
+def driver(func):
+    """Mark a Python driver of compiled blocks as callable from compiled code as well.
+
+    Called from Python, a driver picks a path per call (dense or sparse input, small or large
+    step) and so compiles only the blocks that call needs. Inside a user's @njit function the same
+    source is compiled whole, as numba's overload of the driver: there every path is compiled, as
+    for any compiled function. Drivers keep to what both Python and numba accept.
+    """
+    from numba.extending import overload
+
+    def typer(*args, **kwargs):
+        return func
+
+    overload(func, strict=False, jit_options={"fastmath": set(FASTMATH), "error_model": "numpy"})(typer)
+    return func

@@ -51,7 +51,7 @@ import math
 import numpy as np
 from numba import get_num_threads, prange
 
-from kernels._jit import jit
+from kernels._jit import driver, jit
 from kernels.activation import sigmoid_pair
 from kernels.smallmath import SMALL, expm1_small, log1p_small
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, row_residuals
@@ -907,13 +907,15 @@ def _finish(hidden, output, h, steps, n):
     return _assemble(hidden, output, dt.type(1) / (dt.type(steps) * h * dt.type(n)))
 
 
-# The two drivers below are plain Python: numba compiles every branch of a compiled function, and
-# the paths for large steps (grouped inputs, libm per class) cost more to compile than the paths
-# for the default steps. Called from Python, each block compiles when a call first needs it:
+# The two drivers below are Python (see `_jit.driver`; compiled code can call them too): numba
+# compiles every branch of a compiled function, and the paths for large steps (grouped inputs,
+# libm per class) cost more to compile than the paths for the default steps. Called from Python,
+# each block compiles when a call first needs it:
 # measured on this VM with an empty numba cache, import plus the first numerical gradient went
 # from 17.5 s to 10.9 s. The few microseconds of Python between the blocks are nothing beside them.
 
 
+@driver
 def _grouping_pays(x, largest, W2T, h):
     """Whether `_hidden_grouped` pays: some input leaves the polynomial path (largest =
     max(1, max |x|)) and the first samples repeat enough values. Python, so that the check of
@@ -922,6 +924,7 @@ def _grouping_pays(x, largest, W2T, h):
                 and not _mostly_distinct(x, np.int64(GROUPING_PROBE_ROWS)))
 
 
+@driver
 def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method, loss=CROSS_ENTROPY):
     """Finite-difference gradient (gW1, gb1, gW2, gb2) of the mean loss, shapes of the params.
 
@@ -935,16 +938,21 @@ def two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method, loss=CROSS_ENT
     # Scalars come back from compiled code as Python floats: back to the dtype, or a float32
     # gradient would compile its blocks for float64 scalars and compute in float64.
     largest = dt(largest)
-    wp, wm = (dt(w) for w in _direction_weights(method, dt(1)))
+    wp, wm = _direction_weights(method, dt(1))
+    wp = dt(wp)
+    wm = dt(wm)
     if not (_grouping_pays(x, largest, W2T, h)
             and _hidden_grouped(x, largest, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp,
                                 wm, hidden)):
         _hidden_block(order, xT, t, a1, zc, E, p, M, W2T, B, L0, Y, cbar, loss, h, wp, wm, hidden)
-    block = _output_block_poly if h <= SMALL / 2 else _output_block_libm
-    block(z, t, p, q, B, L0, Y, loss, h, wp, wm, output)
-    return _finish(hidden, output, h, 2 if method == CENTRAL else 1, x.shape[0])
+    if h <= SMALL / 2:
+        _output_block_poly(z, t, p, q, B, L0, Y, loss, h, wp, wm, output)
+    else:
+        _output_block_libm(z, t, p, q, B, L0, Y, loss, h, wp, wm, output)
+    return _finish(hidden, output, h, np.int64(2 if method == CENTRAL else 1), np.int64(x.shape[0]))
 
 
+@driver
 def two_layer_complex_step(x, t, W1, b1, W2, b2, h, loss=CROSS_ENTROPY):
     """Complex-step gradient Im L(theta + i h e_p) / h for every parameter: (gW1, gb1, gW2, gb2).
 
@@ -955,7 +963,7 @@ def two_layer_complex_step(x, t, W1, b1, W2, b2, h, loss=CROSS_ENTROPY):
         x, t, W1, b1, W2, b2, loss)
     _hidden_block_complex(order, xT, t, a1, z, p, W2T, Y, cbar, loss, h, hidden)
     _output_block_complex(z, t, p, q, Y, loss, h, output)
-    return _finish(hidden, output, h, 1, x.shape[0])
+    return _finish(hidden, output, h, np.int64(1), np.int64(x.shape[0]))
 
 
 @jit(cache=False)

@@ -569,3 +569,36 @@ def test_huge_steps_and_logits_match_whole_loss_differences(h, w2_scale):
         assert np.isfinite(got[name]).all()
         scale = max(1.0, float(np.abs(want).max()))
         assert np.abs(got[name] - want).max() <= 1e-12 * scale, name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("h", [1e-4, 0.5], ids=["small step", "large step"])
+def test_numerical_gradient_kernels_are_callable_from_compiled_code(dtype, h):
+    """From Python the kernels compile block by block; inside a user's @njit function they compile
+    whole: the same bits either way, every method, both losses."""
+    rng = np.random.default_rng(8)
+    x = mnist_like(rng, 6, 30, dtype)
+    t = labels(rng, 6, 4)
+    net = fastnet.TwoLayerNet(30, 5, 4, weight_init_std=0.3, seed=1, dtype=dtype)
+    params = tuple(net.params[k] for k in PARAM_NAMES)
+
+    @numba.njit
+    def compiled(x, t, W1, b1, W2, b2, h, method, loss):
+        return kernels.two_layer_numerical_gradient(x, t, W1, b1, W2, b2, h, method, loss)
+
+    @numba.njit
+    def compiled_complex(x, t, W1, b1, W2, b2, h, loss):
+        return kernels.two_layer_complex_step(x, t, W1, b1, W2, b2, h, loss)
+
+    step = dtype(h)
+    for loss in (kernels.CROSS_ENTROPY, kernels.SUM_SQUARED):
+        for method in (kernels.CENTRAL, kernels.FORWARD, kernels.BACKWARD):
+            want = kernels.two_layer_numerical_gradient(x, t, *params, step, method, loss)
+            got = compiled(x, t, *params, step, method, loss)
+            for g, w in zip(got, want):
+                assert g.dtype == dtype
+                np.testing.assert_array_equal(g, w)
+        tiny = dtype(1e-20)
+        for g, w in zip(compiled_complex(x, t, *params, tiny, loss),
+                        kernels.two_layer_complex_step(x, t, *params, tiny, loss)):
+            np.testing.assert_array_equal(g, w)
