@@ -27,37 +27,56 @@ def row_max_sumexp(a, r):
 
 
 @jit
-def softmax_rows(a):
-    """Row-wise softmax of a (N, C) in place: exp(a - max) / sum, as the book writes it."""
+def shifted_exp(a):
+    """(e, m, s): e = exp(a - m) with m the row maxima of a (N, C), and s the row sums of e.
+
+    The exponentials are one flat loop over N * C with `vexp`, which vectorises; a loop over each
+    row's C classes (10 for MNIST) is too short to.
+    """
     n, c = a.shape
+    e = np.empty_like(a)
+    m = np.empty(n, dtype=a.dtype)
+    s = np.empty(n, dtype=a.dtype)
     for r in range(n):
-        m, s = row_max_sumexp(a, r)
+        mr = a[r, 0]
+        for k in range(1, c):
+            mr = a[r, k] if a[r, k] > mr else mr
+        m[r] = mr
         for k in range(c):
-            a[r, k] = vexp(a[r, k] - m) / s
+            e[r, k] = a[r, k] - mr
+    flat = e.reshape(n * c)
+    for i in range(n * c):
+        flat[i] = vexp(flat[i])
+    for r in range(n):
+        total = a.dtype.type(0)
+        for k in range(c):
+            total += e[r, k]
+        s[r] = total
+    return e, m, s
 
 
 @jit
 def softmax(a):
     """Row-wise softmax of logits a (N, C) -> (N, C)."""
-    p = a.copy()
-    softmax_rows(p)
+    p, _, s = shifted_exp(a)
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            p[r, k] /= s[r]
     return p
 
 
 @jit
-def row_cross_entropy(a, r, label):
-    """logsumexp(a[r]) - a[r, label] as (max - a[r, label]) + log(sum exp(a[r] - max))."""
-    m, s = row_max_sumexp(a, r)
-    return (m - a[r, label]) + np.log(s)
-
-
-@jit
 def softmax_cross_entropy(a, t):
-    """Exact mean cross-entropy mean(logsumexp(a) - a[t]) of logits a (N, C), labels t (N,) int."""
+    """Exact mean cross-entropy mean(logsumexp(a) - a[t]) of logits a (N, C), labels t (N,) int.
+
+    Each row's logsumexp - a[t] is (max - a[t]) + log(sum exp(a - max)): for logits near 1e4,
+    max + log(sum) would round to a multiple of ulp(1e4) first.
+    """
     n = a.shape[0]
+    _, m, s = shifted_exp(a)
     total = a.dtype.type(0)
     for r in range(n):
-        total += row_cross_entropy(a, r, t[r])
+        total += (m[r] - a[r, t[r]]) + np.log(s[r])
     return total / a.dtype.type(n)
 
 
@@ -103,43 +122,52 @@ def row_residuals(a, r, label, p, res):
 
 
 @jit
-def row_sum_squared(a, r, label, p, res):
-    """Half the squared distance between softmax(a[r]) and the one-hot label: (sum_{k != t} p_k^2 + q^2) / 2."""
-    row_residuals(a, r, label, p, res)
-    total = a.dtype.type(0)
-    for k in range(a.shape[1]):
-        total += res[k] * res[k]
-    return total / (a.dtype.type(1) + a.dtype.type(1))
+def _probabilities_and_rest(p, s, r, label):
+    """Row r of p (exp(a - max), in place) divided by its sum s[r]; returns q = 1 - p[label],
+    summed from the other classes (p[label] - 1 would lose q's digits when the net is confident)."""
+    q = p.dtype.type(0)
+    for k in range(p.shape[1]):
+        p[r, k] /= s[r]
+        if k != label:
+            q += p[r, k]
+    return q
 
 
 @jit
 def softmax_sum_squared(a, t):
-    """Mean over rows of half the squared distance between softmax(a) (N, C) and the one-hot labels t (N,)."""
+    """Mean over rows of half the squared distance between softmax(a) (N, C) and the one-hot labels t (N,).
+
+    Per row (sum_{k != t} p_k^2 + q^2) / 2, with q = 1 - p_t summed from the other classes.
+    """
     n, c = a.shape
-    p = np.empty(c, dtype=a.dtype)
-    res = np.empty(c, dtype=a.dtype)
+    p, _, s = shifted_exp(a)
     total = a.dtype.type(0)
     for r in range(n):
-        total += row_sum_squared(a, r, t[r], p, res)
-    return total / a.dtype.type(n)
-
-
-@jit
-def row_sum_squared_delta(a, r, label, p, res, scale, out):
-    """out[k] = scale * dL/da_k of half the squared distance: p_k (res_k - sum_m p_m res_m)."""
-    r0, _ = row_residuals(a, r, label, p, res)
-    for k in range(a.shape[1]):
-        out[k] = p[k] * (res[k] - r0) * scale
+        label = t[r]
+        q = _probabilities_and_rest(p, s, r, label)
+        row = q * q
+        for k in range(c):
+            if k != label:
+                row += p[r, k] * p[r, k]
+        total += row
+    return total / (a.dtype.type(2) * a.dtype.type(n))
 
 
 @jit
 def softmax_sum_squared_grad(a, t):
-    """Gradient of softmax_sum_squared w.r.t. the logits a (N, C): p * (res - sum(p * res)) / N by rows."""
+    """Gradient of softmax_sum_squared w.r.t. the logits a (N, C): p * (res - sum(p * res)) / N by rows,
+    with res = p - onehot(t) and res[t] = -q."""
     n, c = a.shape
-    g = np.empty_like(a)
-    p = np.empty(c, dtype=a.dtype)
-    res = np.empty(c, dtype=a.dtype)
+    g, _, s = shifted_exp(a)
     inv_n = a.dtype.type(1) / a.dtype.type(n)
     for r in range(n):
-        row_sum_squared_delta(a, r, t[r], p, res, inv_n, g[r])
+        label = t[r]
+        q = _probabilities_and_rest(g, s, r, label)
+        r0 = -g[r, label] * q
+        for k in range(c):
+            if k != label:
+                r0 += g[r, k] * g[r, k]
+        for k in range(c):
+            res = -q if k == label else g[r, k]
+            g[r, k] = g[r, k] * (res - r0) * inv_n
     return g
