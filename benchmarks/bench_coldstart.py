@@ -1,10 +1,12 @@
-"""Cold start: `import fastnet` and the first numerical gradient in a fresh interpreter.
+"""Cold start: `import fastnet` and the first numerical gradient or backprop in a fresh interpreter.
 
 Each sample is a new Python process (asv's timeraw_). fastnet's kernels are compiled with numba's
 on-disk cache, so the first call either compiles (cold cache: NUMBA_CACHE_DIR pointing to a fresh,
 empty directory) or loads machine code (warm cache: a directory filled by an untimed run in setup).
 The timed statement includes `import fastnet` (and so numpy and numba), building a 784-50-10 net
-and its first numerical gradient on a batch of 100 MNIST-like inputs.
+and its first numerical gradient (or backprop) on a batch of 100 MNIST-like inputs.
+`FirstKernelCall` times each public kernel's first call alone, after `import kernels`: what that
+kernel costs to compile, including the helpers it compiles first.
 """
 
 from __future__ import annotations
@@ -23,6 +25,31 @@ x = np.where(rng.random((100, 784)) < 0.19, rng.random((100, 784)), 0.0)
 t = rng.integers(0, 10, size=100)
 fastnet.TwoLayerNet(784, 50, 10, seed=0).numerical_gradient(x, t)
 """
+
+
+FIRST_BACKPROP = FIRST_GRADIENT.replace(".numerical_gradient(x, t)", ".gradient(x, t)")
+
+# One statement per kernel, run after `import kernels` and building the data (untimed setup).
+KERNEL_SETUP = """
+import numpy as np
+import kernels
+rng = np.random.default_rng(0)
+x = np.where(rng.random((100, 784)) < 0.19, rng.random((100, 784)), 0.0)
+t = rng.integers(0, 10, size=100)
+W1, b1 = 0.01 * rng.standard_normal((784, 50)), np.zeros(50)
+W2, b2 = 0.01 * rng.standard_normal((50, 10)), np.zeros(10)
+a = rng.standard_normal((100, 10))
+"""
+KERNEL_CALLS = {
+    "affine_forward": "kernels.affine_forward(x, W1, b1)",
+    "affine_backward": "kernels.affine_backward(x, W1, np.ones((100, 50)))",
+    "sigmoid": "kernels.sigmoid(W1)",
+    "softmax_cross_entropy": "kernels.softmax_cross_entropy(a, t)",
+    "two_layer_loss": "kernels.two_layer_loss(x, t, W1, b1, W2, b2)",
+    "two_layer_gradient": "kernels.two_layer_gradient(x, t, W1, b1, W2, b2)",
+    "two_layer_numerical_gradient": ("kernels.two_layer_numerical_gradient(x, t, W1, b1, W2, b2, "
+                                     "np.float64(1e-4), kernels.CENTRAL)"),
+}
 
 
 def _cache_dir_setup(path_expr):
@@ -68,3 +95,40 @@ class FirstNumericalGradientWarmCache(_FreshInterpreter):
 
     def timeraw_first_numgrad(self):
         return FIRST_GRADIENT, _cache_dir_setup(repr(self.root))
+
+
+class FirstBackpropColdCache(_FreshInterpreter):
+    """import + first backprop (TwoLayerNet.gradient) with an empty numba cache."""
+
+    def timeraw_first_backprop(self):
+        return FIRST_BACKPROP, _cache_dir_setup(f"tempfile.mkdtemp(dir={self.root!r})")
+
+
+class FirstBackpropWarmCache(_FreshInterpreter):
+    """import + first backprop with numba's cache filled by an earlier process."""
+
+    def setup(self):
+        super().setup()
+        code = _cache_dir_setup(repr(self.root)) + FIRST_BACKPROP
+        subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+    def timeraw_first_backprop(self):
+        return FIRST_BACKPROP, _cache_dir_setup(repr(self.root))
+
+
+class FirstKernelCall(_FreshInterpreter):
+    """One kernel's first call after `import kernels`, empty numba cache: its compile time."""
+
+    params = list(KERNEL_CALLS)
+    param_names = ["kernel"]
+    repeat = (1, 3, 120.0)
+
+    def setup(self, kernel):
+        super().setup()
+
+    def teardown(self, kernel):
+        super().teardown()
+
+    def timeraw_first_call(self, kernel):
+        return KERNEL_CALLS[kernel], (_cache_dir_setup(f"tempfile.mkdtemp(dir={self.root!r})")
+                                      + KERNEL_SETUP)

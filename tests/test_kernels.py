@@ -601,3 +601,30 @@ def test_two_layer_kernels_properties(case, c, data):
     for g, k in zip(grads, ("W1", "b1", "W2", "b2")):
         err = float(np.abs(g - want[k].astype(np.float64)).max())
         assert err <= g_tol, (k, err, g_tol)
+
+
+# -- thread-count independence of the parallel fused kernels ----------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("data", ["mnist-like", "dense"])
+@pytest.mark.parametrize("n", [1, 3, 37, 250])
+def test_fused_kernels_give_the_same_bits_for_any_thread_count(data, n, dtype):
+    """Phase 1 runs over rows, phase 2 over ranges of input index: every sum in a fixed order."""
+    from fastnet.threads import max_threads, num_threads
+
+    rng = np.random.default_rng(n)
+    d = 203  # not a multiple of the phase-2 ranges
+    x = mnist_like(rng, n, d, dtype) if data == "mnist-like" else dense(rng, n, d, dtype)
+    t = labels(rng, n, 7)
+    params = _params(rng, Shape(n, d, 11, 7, data), dtype)
+    results = []
+    for threads in sorted({1, 2, max_threads()} & set(range(1, max_threads() + 1))):
+        with num_threads(threads):
+            out = [kernels.two_layer_loss(x, t, *params, loss) for loss in (0, 1)]
+            out += [kernels.two_layer_predict(x, *params)]
+            for loss in (0, 1):
+                out += list(kernels.two_layer_gradient(x, t, *params, loss))
+        results.append(out)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
