@@ -31,7 +31,13 @@ from numba import prange
 
 from kernels._jit import jit
 from kernels.activation import sigmoid_pair
-from kernels.affine import affine_row
+from kernels.affine import (
+    NCHUNK,
+    PARALLEL_MIN_ROWS,
+    affine_row,
+    input_range_sums,
+    row_nonzeros,
+)
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED
 from kernels.vexp import vexp
 
@@ -60,48 +66,6 @@ def output_forward(z, W2, b2):
             for k in range(c):
                 a2[r, k] += zv * W2[j, k]
     return a2
-
-
-# Below this many rows the kernels run on the calling thread: waking numba's workers costs about
-# 20 us on this VM (gradient of one MNIST row: 12 us on the calling thread, 35 us when the workers
-# were woken), and from 8 rows on two threads win (gradient of 8 rows: 30 us against 41 us). Both
-# loops run the same code in the same order: the same bits either way.
-PARALLEL_MIN_ROWS = 8
-
-# Ranges of input index in phase 2: enough for load balance on many cores, few enough that each
-# finds its part of every row's list by a short binary search.
-NCHUNK = 16
-
-
-@jit
-def _chunk_width(d):
-    return (d + NCHUNK - 1) // NCHUNK
-
-
-@jit
-def _row_nonzeros(x, r, nz, count):
-    """nz[r, :m] = the column indices of x[r]'s non-zeros, ascending; count[r] = m."""
-    d = x.shape[1]
-    m = 0
-    for i in range(d):  # branch-free: every index is written, the count moves past non-zeros only
-        nz[r, m] = i
-        m += x[r, i] != 0
-    count[r] = m
-    return m
-
-
-@jit
-def _first_at_least(nz, r, m, i):
-    """The first k < m with nz[r, k] >= i (m if none): binary search of the ascending list."""
-    lo = 0
-    hi = m
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if nz[r, mid] < i:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @jit
@@ -221,7 +185,7 @@ def _phase1_row(r, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc, a2
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
-    m = _row_nonzeros(x, r, nz, count)
+    m = row_nonzeros(x, r, nz, count)
     _hidden_row_v(x, r, nz, m, W1, b1, z, zc)
     _logits_row(z, r, W2, b2, a2)
     if mode == _LOSS:
@@ -256,21 +220,7 @@ def _phase2_task(ch, x, nz, count, z, dy, da1, dW1, db1, dW2, db2):
             for k in range(c):
                 db2[k] += dy[r, k]
         return
-    w = _chunk_width(d)
-    lo = min(ch * w, d)
-    hi = min(lo + w, d)
-    for i in range(lo, hi):
-        for j in range(h):
-            dW1[i, j] = dt.type(0)
-    for r in range(n):
-        m = count[r]
-        k = _first_at_least(nz, r, m, lo)
-        while k < m and nz[r, k] < hi:
-            i = nz[r, k]
-            xv = x[r, i]
-            for j in range(h):
-                dW1[i, j] += xv * da1[r, j]
-            k += 1
+    input_range_sums(ch, x, nz, count, da1, dW1)
 
 
 @jit

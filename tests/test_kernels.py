@@ -603,13 +603,13 @@ def test_two_layer_kernels_properties(case, c, data):
         assert err <= g_tol, (k, err, g_tol)
 
 
-# -- thread-count independence of the parallel fused kernels ----------------------------------
+# -- thread-count independence of the parallel kernels ----------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("data", ["mnist-like", "dense"])
 @pytest.mark.parametrize("n", [1, 3, 37, 250])
-def test_fused_kernels_give_the_same_bits_for_any_thread_count(data, n, dtype):
-    """Phase 1 runs over rows, phase 2 over ranges of input index: every sum in a fixed order."""
+def test_parallel_kernels_give_the_same_bits_for_any_thread_count(data, n, dtype):
+    """Rows in parallel, then ranges of input index: every sum in a fixed order."""
     from fastnet.threads import max_threads, num_threads
 
     rng = np.random.default_rng(n)
@@ -624,6 +624,8 @@ def test_fused_kernels_give_the_same_bits_for_any_thread_count(data, n, dtype):
             out += [kernels.two_layer_predict(x, *params)]
             for loss in (0, 1):
                 out += list(kernels.two_layer_gradient(x, t, *params, loss))
+            out += [kernels.affine_forward(x, params[0], params[1])]
+            out += list(kernels.affine_backward(x, params[0], x @ params[0]))
         results.append(out)
     for other in results[1:]:
         for a, b in zip(results[0], other):
