@@ -20,8 +20,8 @@ range; each range finds its part of a row's list by binary search, and its rows 
 floats for MNIST) stay in L1 while they are summed. The last task sums db1, dW2 = z^T dy and db2
 over r in order. No per-thread partial sums, nothing added up afterwards.
 
-The loss is the in-order sum of the per-row losses. `hidden_row` and `output_forward` are the
-serial pieces the numerical-gradient kernel builds its cache with.
+The loss is the in-order sum of the per-row losses. `hidden_row` and `logits_row` are the pieces
+the numerical-gradient kernel builds its cache with.
 """
 
 from __future__ import annotations
@@ -50,22 +50,6 @@ def hidden_row(x, r, W1, b1, a1, z, zc):
     affine_row(x, r, W1, b1, a1)
     for j in range(h):
         z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
-
-
-@jit
-def output_forward(z, W2, b2):
-    """Logits a2 = z @ W2 + b2, (N, C)."""
-    n, h = z.shape
-    c = W2.shape[1]
-    a2 = np.empty((n, c), dtype=W2.dtype)
-    for r in range(n):
-        for k in range(c):
-            a2[r, k] = b2[k]
-        for j in range(h):
-            zv = z[r, j]
-            for k in range(c):
-                a2[r, k] += zv * W2[j, k]
-    return a2
 
 
 @jit
@@ -101,7 +85,7 @@ def _hidden_row_v(x, r, nz, m, W1, b1, z, zc):
 
 
 @jit
-def _logits_row(z, r, W2, b2, a2):
+def logits_row(z, r, W2, b2, a2):
     """a2[r] = z[r] W2 + b2."""
     h = W2.shape[0]
     c = W2.shape[1]
@@ -187,7 +171,7 @@ def _phase1_row(r, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc, a2
     dt = W1.dtype
     m = row_nonzeros(x, r, nz, count)
     _hidden_row_v(x, r, nz, m, W1, b1, z, zc)
-    _logits_row(z, r, W2, b2, a2)
+    logits_row(z, r, W2, b2, a2)
     if mode == _LOSS:
         rows[r] = _row_loss(a2, e, r, t[r], loss)
     elif mode == _DELTAS:
