@@ -94,12 +94,83 @@ def _first_at_least(nz, r, m, i):
     return lo
 
 
+# Rows handled together where they are dense: each row of W is then loaded once for four samples
+# instead of once per sample (the product is bound by fetching W from L2). Measured on this VM,
+# x @ W1 for 100 dense rows, one thread: 510 us row by row, 232 us four rows by four inputs at a
+# time (NumPy's BLAS: 195 us). A block is dense when over half of its entries are non-zero;
+# MNIST-like rows (19%) stay on the zero-skipping path.
+BLOCK = 4
+
+
+@jit
+def dense_block(count, r0, n, d):
+    """Whether rows r0..r0+3 exist and more than half of their entries are non-zero."""
+    if r0 + BLOCK > n:
+        return False
+    return 2 * (count[r0] + count[r0 + 1] + count[r0 + 2] + count[r0 + 3]) > BLOCK * d
+
+
+@jit
+def block_product(x, r0, W, b, out):
+    """out[r0:r0 + 4] = x[r0:r0 + 4] @ W + b, four inputs at a time (zeros not skipped)."""
+    d = x.shape[1]
+    h = W.shape[1]
+    acc = np.empty((BLOCK, h), dtype=W.dtype)
+    for q in range(BLOCK):
+        for j in range(h):
+            acc[q, j] = b[j]
+    i = 0
+    while i + 4 <= d:
+        a0 = x[r0, i]
+        a1 = x[r0 + 1, i]
+        a2 = x[r0 + 2, i]
+        a3 = x[r0 + 3, i]
+        b0 = x[r0, i + 1]
+        b1 = x[r0 + 1, i + 1]
+        b2 = x[r0 + 2, i + 1]
+        b3 = x[r0 + 3, i + 1]
+        c0 = x[r0, i + 2]
+        c1 = x[r0 + 1, i + 2]
+        c2 = x[r0 + 2, i + 2]
+        c3 = x[r0 + 3, i + 2]
+        e0 = x[r0, i + 3]
+        e1 = x[r0 + 1, i + 3]
+        e2 = x[r0 + 2, i + 3]
+        e3 = x[r0 + 3, i + 3]
+        for j in range(h):
+            w0 = W[i, j]
+            w1 = W[i + 1, j]
+            w2 = W[i + 2, j]
+            w3 = W[i + 3, j]
+            acc[0, j] += (a0 * w0 + b0 * w1) + (c0 * w2 + e0 * w3)
+            acc[1, j] += (a1 * w0 + b1 * w1) + (c1 * w2 + e1 * w3)
+            acc[2, j] += (a2 * w0 + b2 * w1) + (c2 * w2 + e2 * w3)
+            acc[3, j] += (a3 * w0 + b3 * w1) + (c3 * w2 + e3 * w3)
+        i += 4
+    while i < d:
+        a0 = x[r0, i]
+        a1 = x[r0 + 1, i]
+        a2 = x[r0 + 2, i]
+        a3 = x[r0 + 3, i]
+        for j in range(h):
+            w0 = W[i, j]
+            acc[0, j] += a0 * w0
+            acc[1, j] += a1 * w0
+            acc[2, j] += a2 * w0
+            acc[3, j] += a3 * w0
+        i += 1
+    for q in range(BLOCK):
+        for j in range(h):
+            out[r0 + q, j] = acc[q, j]
+
+
 @jit
 def input_range_sums(ch, x, nz, count, g, out):
     """out[i] = sum_r x[r, i] g[r] for the inputs i of range ch, over r in ascending order.
 
     The rows of x's non-zeros are listed in nz[r, :count[r]] (see row_nonzeros); each row's part
     in the range is found by binary search, and the range's rows of out stay in L1 while summed.
+    Dense blocks of four rows (see dense_block) are added four samples at a time, zeros included.
     """
     n, d = x.shape
     h = g.shape[1]
@@ -109,34 +180,59 @@ def input_range_sums(ch, x, nz, count, g, out):
     for i in range(lo, hi):
         for j in range(h):
             out[i, j] = out.dtype.type(0)
-    for r in range(n):
-        m = count[r]
-        k = _first_at_least(nz, r, m, lo)
-        while k < m and nz[r, k] < hi:
-            i = nz[r, k]
-            xv = x[r, i]
-            for j in range(h):
-                out[i, j] += xv * g[r, j]
-            k += 1
+    for r0 in range(0, n, BLOCK):
+        if dense_block(count, r0, n, d):
+            # four samples per pass over out[i]: a quarter of its loads and stores
+            for i in range(lo, hi):
+                v0 = x[r0, i]
+                v1 = x[r0 + 1, i]
+                v2 = x[r0 + 2, i]
+                v3 = x[r0 + 3, i]
+                for j in range(h):
+                    out[i, j] += (v0 * g[r0, j] + v1 * g[r0 + 1, j]) + (v2 * g[r0 + 2, j] + v3 * g[r0 + 3, j])
+            continue
+        for r in range(r0, min(r0 + BLOCK, n)):
+            m = count[r]
+            k = _first_at_least(nz, r, m, lo)
+            while k < m and nz[r, k] < hi:
+                i = nz[r, k]
+                xv = x[r, i]
+                for j in range(h):
+                    out[i, j] += xv * g[r, j]
+                k += 1
 
 
 @jit
-def _forward_row(r, x, W, b, out):
-    affine_row(x, r, W, b, out)
+def _forward_block(blk, x, W, b, out, count):
+    """Rows 4 blk .. 4 blk + 3 of x @ W + b: together where dense, else row by row skipping zeros."""
+    n, d = x.shape
+    r0 = BLOCK * blk
+    for r in range(r0, min(r0 + BLOCK, n)):
+        c = 0
+        for i in range(d):
+            c += x[r, i] != 0
+        count[r] = c
+    if dense_block(count, r0, n, d):
+        block_product(x, r0, W, b, out)
+        return
+    for r in range(r0, min(r0 + BLOCK, n)):
+        affine_row(x, r, W, b, out)
 
 
 @jit(parallel=True)
 def affine_forward(x, W, b):
-    """out = x @ W + b: x (N, D), W (D, H), b (H,) -> (N, H); rows in parallel."""
+    """out = x @ W + b: x (N, D), W (D, H), b (H,) -> (N, H); blocks of rows in parallel."""
     n = x.shape[0]
     out = np.empty((n, W.shape[1]), dtype=W.dtype)
+    count = np.empty(n, dtype=np.int64)
+    blocks = (n + BLOCK - 1) // BLOCK
     # a row costs a quarter of a fused gradient row: the workers pay from four times as many rows
     if n < 4 * PARALLEL_MIN_ROWS:
-        for r in range(n):
-            _forward_row(np.int64(r), x, W, b, out)
+        for blk in range(blocks):
+            _forward_block(np.int64(blk), x, W, b, out, count)
     else:
-        for r in prange(n):
-            _forward_row(np.int64(r), x, W, b, out)
+        for blk in prange(blocks):
+            _forward_block(np.int64(blk), x, W, b, out, count)
     return out
 
 

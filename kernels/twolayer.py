@@ -32,9 +32,12 @@ from numba import prange
 from kernels._jit import jit
 from kernels.activation import sigmoid_pair
 from kernels.affine import (
+    BLOCK,
     NCHUNK,
     PARALLEL_MIN_ROWS,
     affine_row,
+    block_product,
+    dense_block,
     input_range_sums,
     row_nonzeros,
 )
@@ -53,11 +56,10 @@ def hidden_row(x, r, W1, b1, a1, z, zc):
 
 
 @jit
-def _hidden_row_v(x, r, nz, m, W1, b1, z, zc):
-    """z[r] = sigmoid(x[r] W1 + b1) and zc[r] = 1 - z[r] from the m non-zeros listed in nz[r]."""
+def _accumulate_row(x, r, nz, m, W1, b1, a1):
+    """a1[r] = x[r] W1 + b1 from the m non-zeros listed in nz[r]."""
     h = W1.shape[1]
-    one = W1.dtype.type(1)
-    acc = z[r]
+    acc = a1[r]
     for j in range(h):
         acc[j] = b1[j]
     k = 0
@@ -80,8 +82,6 @@ def _hidden_row_v(x, r, nz, m, W1, b1, z, zc):
         for j in range(h):
             acc[j] += v0 * W1[i0, j]
         k += 1
-    for j in range(h):
-        z[r, j], zc[r, j] = sigmoid_pair(acc[j], one)
 
 
 @jit
@@ -164,27 +164,41 @@ _DELTAS = 2
 
 
 @jit
-def _phase1_row(r, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc, a2, e, rows, da1):
-    """Phase 1 for row r (see _phase1)."""
+def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc, a2, e, rows,
+                  da1):
+    """Phase 1 for rows 4 blk .. 4 blk + 3: their non-zeros, hidden layer (the four together where
+    they are dense, see affine.dense_block), logits, and per mode the rest (see the module doc)."""
+    n, d = x.shape
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
-    m = row_nonzeros(x, r, nz, count)
-    _hidden_row_v(x, r, nz, m, W1, b1, z, zc)
-    logits_row(z, r, W2, b2, a2)
-    if mode == _LOSS:
-        rows[r] = _row_loss(a2, e, r, t[r], loss)
-    elif mode == _DELTAS:
-        _row_delta(a2, e, r, t[r], loss, inv_n, e)
-        for j in range(h):
-            acc = dt.type(0)
-            for k in range(c):
-                acc += e[r, k] * W2[j, k]
-            da1[r, j] = acc * z[r, j] * zc[r, j]
+    one = dt.type(1)
+    r0 = BLOCK * blk
+    r1 = min(r0 + BLOCK, n)
+    for r in range(r0, r1):
+        row_nonzeros(x, r, nz, count)
+    if dense_block(count, r0, n, d):
+        block_product(x, r0, W1, b1, z)
     else:
-        _, s = _softmax_row(a2, r, e)
-        for k in range(c):
-            e[r, k] = e[r, k] / s
+        for r in range(r0, r1):
+            _accumulate_row(x, r, nz, count[r], W1, b1, z)
+    for r in range(r0, r1):
+        for j in range(h):
+            z[r, j], zc[r, j] = sigmoid_pair(z[r, j], one)
+        logits_row(z, r, W2, b2, a2)
+        if mode == _LOSS:
+            rows[r] = _row_loss(a2, e, r, t[r], loss)
+        elif mode == _DELTAS:
+            _row_delta(a2, e, r, t[r], loss, inv_n, e)
+            for j in range(h):
+                acc = dt.type(0)
+                for k in range(c):
+                    acc += e[r, k] * W2[j, k]
+                da1[r, j] = acc * z[r, j] * zc[r, j]
+        else:
+            _, s = _softmax_row(a2, r, e)
+            for k in range(c):
+                e[r, k] = e[r, k] / s
 
 
 @jit
@@ -234,13 +248,14 @@ def two_layer_predict(x, W1, b1, W2, b2):
     dt = W1.dtype
     nz, count, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
     t = np.zeros(0, dtype=np.int64)
+    blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
-        for r in range(n):
-            _phase1_row(np.int64(r), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
+        for blk in range(blocks):
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
                         np.int64(_PROBABILITIES), dt.type(1), nz, count, z, zc, a2, e, rows, da1)
     else:
-        for r in prange(n):
-            _phase1_row(np.int64(r), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
+        for blk in prange(blocks):
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
                         np.int64(_PROBABILITIES), dt.type(1), nz, count, z, zc, a2, e, rows, da1)
     return e
 
@@ -251,13 +266,14 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     n = x.shape[0]
     dt = W1.dtype
     nz, count, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
+    blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
-        for r in range(n):
-            _phase1_row(np.int64(r), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
+        for blk in range(blocks):
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
                         dt.type(1), nz, count, z, zc, a2, e, rows, da1)
     else:
-        for r in prange(n):
-            _phase1_row(np.int64(r), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
+        for blk in prange(blocks):
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
                         dt.type(1), nz, count, z, zc, a2, e, rows, da1)
     total = dt.type(0)
     for r in range(n):  # in order: the same sum for any thread count
@@ -274,14 +290,15 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     dt = W1.dtype
     inv_n = dt.type(1) / dt.type(n)
     nz, count, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
+    blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
-        for r in range(n):
-            _phase1_row(np.int64(r), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS), inv_n,
-                        nz, count, z, zc, a2, dy, rows, da1)
+        for blk in range(blocks):
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS),
+                          inv_n, nz, count, z, zc, a2, dy, rows, da1)
     else:
-        for r in prange(n):
-            _phase1_row(np.int64(r), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS), inv_n,
-                        nz, count, z, zc, a2, dy, rows, da1)
+        for blk in prange(blocks):
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS),
+                          inv_n, nz, count, z, zc, a2, dy, rows, da1)
     dW1 = np.empty((d, h), dtype=dt)
     db1 = np.zeros(h, dtype=dt)
     dW2 = np.zeros((h, c), dtype=dt)
