@@ -238,7 +238,7 @@ def affine_forward(x, W, b):
 
 @jit
 def _backward_row(r, x, WT, dout, dx, nz, count):
-    """dx[r] = dout[r] W^T, and the list of x[r]'s non-zeros for the dW tasks."""
+    """dx[r] = dout[r] W^T, and the list of x[r]'s non-zeros for the dW tasks (a block's last rows)."""
     d = WT.shape[1]
     h = WT.shape[0]
     # dx[r, :] accumulates dout[r, j] * W[:, j], four j per pass: with W transposed the inner loop
@@ -263,6 +263,21 @@ def _backward_row(r, x, WT, dout, dx, nz, count):
 
 
 @jit
+def _backward_block(blk, x, WT, zero, dout, dx, nz, count):
+    """dx for rows 4 blk .. 4 blk + 3 and their lists of non-zeros: dout is dense, so a full block
+    is one block_product (each row of W^T loaded once for four rows of dx)."""
+    n = x.shape[0]
+    r0 = BLOCK * blk
+    if r0 + BLOCK > n:
+        for r in range(r0, n):
+            _backward_row(r, x, WT, dout, dx, nz, count)
+        return
+    block_product(dout, r0, WT, zero, dx)
+    for r in range(r0, r0 + BLOCK):
+        row_nonzeros(x, r, nz, count)
+
+
+@jit
 def _backward_task(ch, x, nz, count, dout, dW, db):
     """dW rows of input range ch (see input_range_sums), or (ch == NCHUNK) db, summed in row order."""
     if ch < NCHUNK:
@@ -277,8 +292,9 @@ def _backward_task(ch, x, nz, count, dout, dW, db):
 def affine_backward(x, W, dout):
     """Gradients of x @ W + b given dout (N, H): dx (N, D), dW (D, H), db (H,).
 
-    dx in parallel over rows; dW over ranges of input index and db in one more task, each summed
-    over rows in order (the same bits for any thread count), skipping the zeros of x.
+    dx in parallel over blocks of four rows; dW over ranges of input index and db in one more
+    task, each summed over rows in order (the same bits for any thread count), skipping the zeros
+    of x.
     """
     n, d = x.shape
     h = W.shape[1]
@@ -288,14 +304,16 @@ def affine_backward(x, W, dout):
     count = np.empty(n, dtype=np.int64)
     dW = np.empty((d, h), dtype=W.dtype)
     db = np.zeros(h, dtype=W.dtype)
+    zero = np.zeros(d, dtype=W.dtype)
+    blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:
-        for r in range(n):
-            _backward_row(np.int64(r), x, WT, dout, dx, nz, count)
+        for blk in range(blocks):
+            _backward_block(np.int64(blk), x, WT, zero, dout, dx, nz, count)
         for ch in range(NCHUNK + 1):
             _backward_task(np.int64(ch), x, nz, count, dout, dW, db)
     else:
-        for r in prange(n):
-            _backward_row(np.int64(r), x, WT, dout, dx, nz, count)
+        for blk in prange(blocks):
+            _backward_block(np.int64(blk), x, WT, zero, dout, dx, nz, count)
         for ch in prange(NCHUNK + 1):
             _backward_task(np.int64(ch), x, nz, count, dout, dW, db)
     return dx, dW, db
