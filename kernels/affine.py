@@ -18,25 +18,19 @@ from kernels._jit import jit
 
 
 @jit
-def affine_row(x, r, W, b, out):
-    """out[r] = x[r] @ W + b, adding only the rows of W where x[r] is non-zero."""
-    d = x.shape[1]
+def accumulate_row(x, r, nzr, m, W, b, out):
+    """out[r] = x[r] @ W + b from the m non-zero columns of x[r] listed, ascending, in nzr."""
     h = W.shape[1]
-    # Collect the non-zeros first (branch-free), then add their rows of W four at a time: one
-    # pass over out[r] per four rows instead of one per row, and no data-dependent branch inside.
-    nz = np.empty(d, dtype=np.int64)
-    m = 0
-    for i in range(d):
-        nz[m] = i
-        m += x[r, i] != 0
     for j in range(h):
         out[r, j] = b[j]
     k = 0
+    # Four rows of W per pass over out[r]: a quarter of its loads and stores, and no
+    # data-dependent branch inside.
     while k + 4 <= m:
-        i0 = nz[k]
-        i1 = nz[k + 1]
-        i2 = nz[k + 2]
-        i3 = nz[k + 3]
+        i0 = nzr[k]
+        i1 = nzr[k + 1]
+        i2 = nzr[k + 2]
+        i3 = nzr[k + 3]
         v0 = x[r, i0]
         v1 = x[r, i1]
         v2 = x[r, i2]
@@ -45,11 +39,18 @@ def affine_row(x, r, W, b, out):
             out[r, j] += (v0 * W[i0, j] + v1 * W[i1, j]) + (v2 * W[i2, j] + v3 * W[i3, j])
         k += 4
     while k < m:
-        i0 = nz[k]
+        i0 = nzr[k]
         v0 = x[r, i0]
         for j in range(h):
             out[r, j] += v0 * W[i0, j]
         k += 1
+
+
+@jit
+def affine_row(x, r, W, b, out):
+    """out[r] = x[r] @ W + b, adding only the rows of W where x[r] is non-zero."""
+    nzr = np.empty(x.shape[1], dtype=np.int32)
+    accumulate_row(x, r, nzr, row_nonzeros(x, r, nzr), W, b, out)
 
 
 # Below this many rows the kernels run on the calling thread: waking numba's workers costs about
@@ -69,14 +70,13 @@ def _chunk_width(d):
 
 
 @jit
-def row_nonzeros(x, r, nz, count):
-    """nz[r, :m] = the column indices of x[r]'s non-zeros, ascending; count[r] = m."""
+def row_nonzeros(x, r, nzr):
+    """nzr[:m] = the column indices of x[r]'s non-zeros, ascending; returns m."""
     d = x.shape[1]
     m = 0
     for i in range(d):  # branch-free: every index is written, the count moves past non-zeros only
-        nz[r, m] = i
+        nzr[m] = i
         m += x[r, i] != 0
-    count[r] = m
     return m
 
 
@@ -259,7 +259,7 @@ def _backward_row(r, x, WT, dout, dx, nz, count):
         for i in range(d):
             dx[r, i] += g0 * WT[j, i]
         j += 1
-    row_nonzeros(x, r, nz, count)
+    count[r] = row_nonzeros(x, r, nz[r])
 
 
 @jit
@@ -285,7 +285,7 @@ def _backward_row_direct(r, x, W, dout, dx, nz, count):
             s0 += W[i, j] * dout[r, j]
             j += 1
         dx[r, i] = (s0 + s1) + (s2 + s3)
-    row_nonzeros(x, r, nz, count)
+    count[r] = row_nonzeros(x, r, nz[r])
 
 
 @jit
@@ -300,7 +300,7 @@ def _backward_block(blk, x, WT, zero, dout, dx, nz, count):
         return
     block_product(dout, r0, WT, zero, dx)
     for r in range(r0, r0 + BLOCK):
-        row_nonzeros(x, r, nz, count)
+        count[r] = row_nonzeros(x, r, nz[r])
 
 
 @jit

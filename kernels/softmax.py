@@ -122,15 +122,42 @@ def row_residuals(a, r, label, p, res):
 
 
 @jit
-def _probabilities_and_rest(p, s, r, label):
-    """Row r of p (exp(a - max), in place) divided by its sum s[r]; returns q = 1 - p[label],
-    summed from the other classes (p[label] - 1 would lose q's digits when the net is confident)."""
+def _probabilities_and_rest(p, r, s, label):
+    """Row r of p (exp(a - max), in place) divided by its sum s; returns q = 1 - p[label], summed
+    from the other classes (p[label] - 1 would lose q's digits when the net is confident)."""
     q = p.dtype.type(0)
     for k in range(p.shape[1]):
-        p[r, k] /= s[r]
+        p[r, k] /= s
         if k != label:
             q += p[r, k]
     return q
+
+
+@jit
+def sum_squared_row(p, r, s, label):
+    """Twice row r's sum-of-squares loss, sum_{k != t} p_k^2 + q^2, from p = exp(a - max) (made
+    the softmax in place) and its sum s."""
+    q = _probabilities_and_rest(p, r, s, label)
+    row = q * q
+    for k in range(p.shape[1]):
+        if k != label:
+            row += p[r, k] * p[r, k]
+    return row
+
+
+@jit
+def sum_squared_row_grad(p, r, s, label, scale):
+    """Row r of p = exp(a - max) (sum s) replaced by scale * dL/da of its sum-of-squares loss:
+    p * (res - sum(p * res)), res = p - onehot(t) with res[t] = -q."""
+    c = p.shape[1]
+    q = _probabilities_and_rest(p, r, s, label)
+    r0 = -p[r, label] * q
+    for k in range(c):
+        if k != label:
+            r0 += p[r, k] * p[r, k]
+    for k in range(c):
+        res = -q if k == label else p[r, k]
+        p[r, k] = p[r, k] * (res - r0) * scale
 
 
 @jit
@@ -139,17 +166,11 @@ def softmax_sum_squared(a, t):
 
     Per row (sum_{k != t} p_k^2 + q^2) / 2, with q = 1 - p_t summed from the other classes.
     """
-    n, c = a.shape
+    n = a.shape[0]
     p, _, s = shifted_exp(a)
     total = a.dtype.type(0)
     for r in range(n):
-        label = t[r]
-        q = _probabilities_and_rest(p, s, r, label)
-        row = q * q
-        for k in range(c):
-            if k != label:
-                row += p[r, k] * p[r, k]
-        total += row
+        total += sum_squared_row(p, r, s[r], t[r])
     return total / (a.dtype.type(2) * a.dtype.type(n))
 
 
@@ -157,17 +178,9 @@ def softmax_sum_squared(a, t):
 def softmax_sum_squared_grad(a, t):
     """Gradient of softmax_sum_squared w.r.t. the logits a (N, C): p * (res - sum(p * res)) / N by rows,
     with res = p - onehot(t) and res[t] = -q."""
-    n, c = a.shape
+    n = a.shape[0]
     g, _, s = shifted_exp(a)
     inv_n = a.dtype.type(1) / a.dtype.type(n)
     for r in range(n):
-        label = t[r]
-        q = _probabilities_and_rest(g, s, r, label)
-        r0 = -g[r, label] * q
-        for k in range(c):
-            if k != label:
-                r0 += g[r, k] * g[r, k]
-        for k in range(c):
-            res = -q if k == label else g[r, k]
-            g[r, k] = g[r, k] * (res - r0) * inv_n
+        sum_squared_row_grad(g, r, s[r], t[r], inv_n)
     return g

@@ -35,13 +35,14 @@ from kernels.affine import (
     BLOCK,
     NCHUNK,
     PARALLEL_MIN_ROWS,
+    accumulate_row,
     affine_row,
     block_product,
     dense_block,
     input_range_sums,
     row_nonzeros,
 )
-from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED
+from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, sum_squared_row, sum_squared_row_grad
 from kernels.vexp import vexp
 
 
@@ -53,35 +54,6 @@ def hidden_row(x, r, W1, b1, a1, z, zc):
     affine_row(x, r, W1, b1, a1)
     for j in range(h):
         z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
-
-
-@jit
-def _accumulate_row(x, r, nz, m, W1, b1, a1):
-    """a1[r] = x[r] W1 + b1 from the m non-zeros listed in nz[r]."""
-    h = W1.shape[1]
-    acc = a1[r]
-    for j in range(h):
-        acc[j] = b1[j]
-    k = 0
-    # Four rows of W1 per pass over the accumulator: a quarter of the loads and stores of acc.
-    while k + 4 <= m:
-        i0 = nz[r, k]
-        i1 = nz[r, k + 1]
-        i2 = nz[r, k + 2]
-        i3 = nz[r, k + 3]
-        v0 = x[r, i0]
-        v1 = x[r, i1]
-        v2 = x[r, i2]
-        v3 = x[r, i3]
-        for j in range(h):
-            acc[j] += (v0 * W1[i0, j] + v1 * W1[i1, j]) + (v2 * W1[i2, j] + v3 * W1[i3, j])
-        k += 4
-    while k < m:
-        i0 = nz[r, k]
-        v0 = x[r, i0]
-        for j in range(h):
-            acc[j] += v0 * W1[i0, j]
-        k += 1
 
 
 @jit
@@ -114,47 +86,23 @@ def _softmax_row(a2, r, e):
 
 @jit
 def _row_loss(a2, e, r, label, loss):
-    """The loss of row r from its logits and e = exp(a2[r] - max); overwrites e[r] with softmax."""
-    c = a2.shape[1]
-    dt = a2.dtype
+    """The loss of row r from its logits; leaves exp(a2[r] - max) or the softmax in e[r]."""
     m, s = _softmax_row(a2, r, e)
     if loss == SUM_SQUARED:
-        # Half the squared distance to the one-hot label, with q = 1 - p[label] summed from the
-        # other classes (p[label] - 1 would lose q's digits when the net is confident).
-        total = dt.type(0)
-        q = dt.type(0)
-        for k in range(c):
-            p = e[r, k] / s
-            if k != label:
-                total += p * p
-                q += p
-        return (total + q * q) / (dt.type(1) + dt.type(1))
+        return sum_squared_row(e, r, s, label) / (a2.dtype.type(1) + a2.dtype.type(1))
     return (m - a2[r, label]) + np.log(s)
 
 
 @jit
-def _row_delta(a2, e, r, label, loss, inv_n, dy):
-    """dy[r] = dL/da2[r] of the mean loss (scaled by inv_n = 1/N)."""
-    c = a2.shape[1]
-    dt = a2.dtype
-    m, s = _softmax_row(a2, r, e)
+def _row_deltas(a2, e, r, label, loss, inv_n):
+    """e[r] = dL/da2[r] of the mean loss (scaled by inv_n = 1/N)."""
+    _, s = _softmax_row(a2, r, e)
     if loss == SUM_SQUARED:
-        q = dt.type(0)
-        for k in range(c):
-            e[r, k] = e[r, k] / s
-            if k != label:
-                q += e[r, k]
-        r0 = dt.type(0)
-        for k in range(c):
-            res = -q if k == label else e[r, k]
-            r0 += e[r, k] * res
-        for k in range(c):
-            res = -q if k == label else e[r, k]
-            dy[r, k] = e[r, k] * (res - r0) * inv_n
+        sum_squared_row_grad(e, r, s, label, inv_n)
         return
-    for k in range(c):
-        dy[r, k] = e[r, k] / s * inv_n
-    dy[r, label] -= inv_n
+    for k in range(a2.shape[1]):
+        e[r, k] = e[r, k] / s * inv_n
+    e[r, label] -= inv_n
 
 
 # What phase 1 leaves per row besides z: softmax probabilities, the row's loss, or dy and da1.
@@ -176,12 +124,12 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc
     r0 = BLOCK * blk
     r1 = min(r0 + BLOCK, n)
     for r in range(r0, r1):
-        row_nonzeros(x, r, nz, count)
+        count[r] = row_nonzeros(x, r, nz[r])
     if dense_block(count, r0, n, d):
         block_product(x, r0, W1, b1, z)
     else:
         for r in range(r0, r1):
-            _accumulate_row(x, r, nz, count[r], W1, b1, z)
+            accumulate_row(x, r, nz[r], count[r], W1, b1, z)
     for r in range(r0, r1):
         for j in range(h):
             z[r, j], zc[r, j] = sigmoid_pair(z[r, j], one)
@@ -189,7 +137,7 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc
         if mode == _LOSS:
             rows[r] = _row_loss(a2, e, r, t[r], loss)
         elif mode == _DELTAS:
-            _row_delta(a2, e, r, t[r], loss, inv_n, e)
+            _row_deltas(a2, e, r, t[r], loss, inv_n)
             for j in range(h):
                 acc = dt.type(0)
                 for k in range(c):
