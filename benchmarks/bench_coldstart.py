@@ -78,42 +78,63 @@ class ImportFastnet(_FreshInterpreter):
         return "import fastnet", _cache_dir_setup(repr(self.root))
 
 
-class FirstNumericalGradientColdCache(_FreshInterpreter):
+class _ColdCache(_FreshInterpreter):
+    """`statement` in a fresh interpreter with an empty numba cache: includes compilation."""
+
+    statement = ""
+
+    def _timed(self):
+        return self.statement, _cache_dir_setup(f"tempfile.mkdtemp(dir={self.root!r})")
+
+
+class _WarmCache(_FreshInterpreter):
+    """`statement` in a fresh interpreter with numba's cache filled by an earlier process."""
+
+    statement = ""
+
+    def setup(self):
+        super().setup()
+        code = _cache_dir_setup(repr(self.root)) + self.statement
+        subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+    def _timed(self):
+        return self.statement, _cache_dir_setup(repr(self.root))
+
+
+class FirstNumericalGradientColdCache(_ColdCache):
     """import + first numerical gradient with an empty numba cache: includes compilation."""
 
+    statement = FIRST_GRADIENT
+
     def timeraw_first_numgrad(self):
-        return FIRST_GRADIENT, _cache_dir_setup(f"tempfile.mkdtemp(dir={self.root!r})")
+        return self._timed()
 
 
-class FirstNumericalGradientWarmCache(_FreshInterpreter):
+class FirstNumericalGradientWarmCache(_WarmCache):
     """import + first numerical gradient with numba's cache filled by an earlier process."""
 
-    def setup(self):
-        super().setup()
-        code = _cache_dir_setup(repr(self.root)) + FIRST_GRADIENT
-        subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+    statement = FIRST_GRADIENT
 
     def timeraw_first_numgrad(self):
-        return FIRST_GRADIENT, _cache_dir_setup(repr(self.root))
+        return self._timed()
 
 
-class FirstBackpropColdCache(_FreshInterpreter):
+class FirstBackpropColdCache(_ColdCache):
     """import + first backprop (TwoLayerNet.gradient) with an empty numba cache."""
 
+    statement = FIRST_BACKPROP
+
     def timeraw_first_backprop(self):
-        return FIRST_BACKPROP, _cache_dir_setup(f"tempfile.mkdtemp(dir={self.root!r})")
+        return self._timed()
 
 
-class FirstBackpropWarmCache(_FreshInterpreter):
+class FirstBackpropWarmCache(_WarmCache):
     """import + first backprop with numba's cache filled by an earlier process."""
 
-    def setup(self):
-        super().setup()
-        code = _cache_dir_setup(repr(self.root)) + FIRST_BACKPROP
-        subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+    statement = FIRST_BACKPROP
 
     def timeraw_first_backprop(self):
-        return FIRST_BACKPROP, _cache_dir_setup(repr(self.root))
+        return self._timed()
 
 
 class FirstKernelCall(_FreshInterpreter):

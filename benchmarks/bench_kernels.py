@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import cached, mnist_batch, params
+from .common import cached, kernel_arrays
 
-D, H, C = 784, 50, 10
 BATCHES = [1, 10, 100, 1000]
 DTYPES = ["float32", "float64"]
 
@@ -44,16 +43,6 @@ class _KernelPair:
         self.ref()
 
 
-def _arrays(batch, dtype):
-    rng = np.random.default_rng(batch)
-    x, t = mnist_batch(batch, dtype)
-    p = params((D, H, C), dtype)
-    a1 = rng.standard_normal((batch, H)).astype(dtype)
-    a2 = rng.standard_normal((batch, C)).astype(dtype)
-    dout = rng.standard_normal((batch, H)).astype(dtype)
-    return x, t, p, a1, a2, dout
-
-
 class AffineForward(_KernelPair):
     """x @ W1 + b1, (batch, 784) @ (784, 50)."""
 
@@ -61,7 +50,7 @@ class AffineForward(_KernelPair):
         import kernels
         from fastnet import reference
 
-        x, _, p, _, _, _ = _arrays(batch, dtype)
+        x, _, p, _, _, _ = kernel_arrays(batch, dtype)
         W, b = p["W1"], p["b1"]
         return (lambda: kernels.affine_forward(x, W, b),
                 lambda: reference.affine_forward(x, W, b))
@@ -74,7 +63,7 @@ class AffineBackward(_KernelPair):
         import kernels
         from fastnet import reference
 
-        x, _, p, _, _, dout = _arrays(batch, dtype)
+        x, _, p, _, _, dout = kernel_arrays(batch, dtype)
         W = p["W1"]
         return (lambda: kernels.affine_backward(x, W, dout),
                 lambda: reference.affine_backward(x, W, dout))
@@ -87,7 +76,7 @@ class Sigmoid(_KernelPair):
         import kernels
         from fastnet import reference
 
-        a1 = _arrays(batch, dtype)[3]
+        a1 = kernel_arrays(batch, dtype)[3]
         return lambda: kernels.sigmoid(a1), lambda: reference.sigmoid(a1)
 
 
@@ -98,7 +87,7 @@ class SoftmaxCrossEntropy(_KernelPair):
         import kernels
         from fastnet import reference
 
-        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        _, t, _, _, a2, _ = kernel_arrays(batch, dtype)
         return (lambda: kernels.softmax_cross_entropy(a2, t),
                 lambda: reference.softmax_cross_entropy(a2, t))
 
@@ -110,7 +99,7 @@ class SoftmaxCrossEntropyGrad(_KernelPair):
         import kernels
         from fastnet import reference
 
-        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        _, t, _, _, a2, _ = kernel_arrays(batch, dtype)
         return (lambda: kernels.softmax_cross_entropy_grad(a2, t),
                 lambda: reference.softmax_cross_entropy_grad(a2, t))
 
@@ -122,7 +111,7 @@ class SoftmaxSumSquared(_KernelPair):
         import kernels
         from fastnet import reference
 
-        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        _, t, _, _, a2, _ = kernel_arrays(batch, dtype)
         return (lambda: kernels.softmax_sum_squared(a2, t),
                 lambda: reference.softmax_sum_squared(a2, t))
 
@@ -134,7 +123,7 @@ class SoftmaxSumSquaredGrad(_KernelPair):
         import kernels
         from fastnet import reference
 
-        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        _, t, _, _, a2, _ = kernel_arrays(batch, dtype)
         return (lambda: kernels.softmax_sum_squared_grad(a2, t),
                 lambda: reference.softmax_sum_squared_grad(a2, t))
 
@@ -146,7 +135,7 @@ class TwoLayerLoss(_KernelPair):
         import kernels
         from fastnet import reference
 
-        x, t, p, _, _, _ = _arrays(batch, dtype)
+        x, t, p, _, _, _ = kernel_arrays(batch, dtype)
         W1, b1, W2, b2 = p["W1"], p["b1"], p["W2"], p["b2"]
         ref = reference.TwoLayerNet.from_params(p)
         return (lambda: kernels.two_layer_loss(x, t, W1, b1, W2, b2),
@@ -160,7 +149,7 @@ class TwoLayerGradient(_KernelPair):
         import kernels
         from fastnet import reference
 
-        x, t, p, _, _, _ = _arrays(batch, dtype)
+        x, t, p, _, _, _ = kernel_arrays(batch, dtype)
         W1, b1, W2, b2 = p["W1"], p["b1"], p["W2"], p["b2"]
         ref = reference.TwoLayerNet.from_params(p)
         return (lambda: kernels.two_layer_gradient(x, t, W1, b1, W2, b2),

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import cached, mnist_batch, params
+from .common import cached, kernel_arrays
 
-D, H, C = 784, 50, 10
 BATCHES = [1, 10, 100, 1000]
 DTYPES = ["float32", "float64"]
 LIBRARIES = ("jax", "torch")
@@ -39,16 +38,6 @@ def _require(library):
             raise NotImplementedError(note)
     setup.__name__ = f"setup_{library}"
     return setup
-
-
-def _arrays(batch, dtype):
-    rng = np.random.default_rng(batch)
-    x, t = mnist_batch(batch, dtype)
-    p = params((D, H, C), dtype)
-    a1 = rng.standard_normal((batch, H)).astype(dtype)
-    a2 = rng.standard_normal((batch, C)).astype(dtype)
-    dout = rng.standard_normal((batch, H)).astype(dtype)
-    return x, t, p, a1, a2, dout
 
 
 class _Twins:
@@ -94,7 +83,7 @@ class AffineForward(_Twins):
     kernel = "affine_forward"
 
     def arrays(self, batch, dtype):
-        x, _, p, _, _, _ = _arrays(batch, dtype)
+        x, _, p, _, _, _ = kernel_arrays(batch, dtype)
         return x, p["W1"], p["b1"]
 
 
@@ -104,7 +93,7 @@ class AffineBackward(_Twins):
     kernel = "affine_backward"
 
     def arrays(self, batch, dtype):
-        x, _, p, _, _, dout = _arrays(batch, dtype)
+        x, _, p, _, _, dout = kernel_arrays(batch, dtype)
         return x, p["W1"], dout
 
 
@@ -114,7 +103,7 @@ class Sigmoid(_Twins):
     kernel = "sigmoid"
 
     def arrays(self, batch, dtype):
-        return (_arrays(batch, dtype)[3],)
+        return (kernel_arrays(batch, dtype)[3],)
 
 
 class SoftmaxCrossEntropy(_Twins):
@@ -123,7 +112,7 @@ class SoftmaxCrossEntropy(_Twins):
     kernel = "softmax_cross_entropy"
 
     def arrays(self, batch, dtype):
-        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        _, t, _, _, a2, _ = kernel_arrays(batch, dtype)
         return a2, t
 
 
@@ -133,7 +122,7 @@ class SoftmaxCrossEntropyGrad(_Twins):
     kernel = "softmax_cross_entropy_grad"
 
     def arrays(self, batch, dtype):
-        _, t, _, _, a2, _ = _arrays(batch, dtype)
+        _, t, _, _, a2, _ = kernel_arrays(batch, dtype)
         return a2, t
 
 
@@ -143,7 +132,7 @@ class TwoLayerLoss(_Twins):
     kernel = "two_layer_loss"
 
     def arrays(self, batch, dtype):
-        x, t, p, _, _, _ = _arrays(batch, dtype)
+        x, t, p, _, _, _ = kernel_arrays(batch, dtype)
         return x, t, p["W1"], p["b1"], p["W2"], p["b2"]
 
 
@@ -153,5 +142,5 @@ class TwoLayerGradient(_Twins):
     kernel = "two_layer_gradient"
 
     def arrays(self, batch, dtype):
-        x, t, p, _, _, _ = _arrays(batch, dtype)
+        x, t, p, _, _, _ = kernel_arrays(batch, dtype)
         return x, t, p["W1"], p["b1"], p["W2"], p["b2"]

@@ -125,3 +125,19 @@ def median_seconds(fn, repeat):
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def kernel_arrays(batch, dtype, sizes=(784, 50, 10)):
+    """What the kernel benchmarks feed the kernels and their twins: (x, t, params, a1, a2, dout).
+
+    x, t an MNIST batch; params of the net `sizes`; a1 (batch, H) pre-activations, a2 (batch, C)
+    logits and dout (batch, H) upstream gradients, standard normal, seeded by the batch size.
+    """
+    _, h, c = sizes
+    rng = np.random.default_rng(batch)
+    x, t = mnist_batch(batch, dtype)
+    p = params(sizes, dtype)
+    a1 = rng.standard_normal((batch, h)).astype(dtype)
+    a2 = rng.standard_normal((batch, c)).astype(dtype)
+    dout = rng.standard_normal((batch, h)).astype(dtype)
+    return x, t, p, a1, a2, dout
