@@ -8,17 +8,19 @@ averaged over the batch.
 The work is split so that every number is computed by one thread in a fixed order: results are
 the same bits for any thread count (numba.set_num_threads), and the same as with one thread.
 
-Phase 1, parallel over samples. Row r's non-zero inputs are listed (branch-free, ascending), and
-a1 = x W1 + b1 adds the rows of W1 at those inputs only, four at a time: MNIST rows are about 81%
-zeros, so this is a fifth of a dense product's work. sigmoid and softmax use `vexp`, which
-vectorises. Then the logits, and per mode the probabilities, the row's loss, or the deltas
-dy = dL/da2 (with the 1/N of the mean) and da1 = (dy W2^T) * z * (1 - z). Rows share nothing.
+Phase 1, parallel over blocks of eight samples. A block lists the inputs where any of its rows
+is non-zero (branch-free, ascending) and a1 = x W1 + b1 goes over those inputs only, eight rows
+by one vector of hidden units at a time, in registers (see `affine.block_product` and `simd`):
+on MNIST a block uses 46% of the inputs. sigmoid and softmax use `vexp`, which vectorises. Then
+the logits, and per mode the probabilities, the row's loss, or the deltas dy = dL/da2 (with the
+1/N of the mean) and da1 = (dy W2^T) * z * (1 - z). Blocks share nothing.
 
 Phase 2 (gradient only), parallel over NCHUNK ranges of input index and one more task.
-dW1[i] = sum_r x[r, i] da1[r] over the samples where x[r, i] != 0, in ascending r whatever the
-range; each range finds its part of a row's list by binary search, and its rows of dW1 (49 x 50
-floats for MNIST) stay in L1 while they are summed. The last task sums db1, dW2 = z^T dy and db2
-over r in order. No per-thread partial sums, nothing added up afterwards.
+dW1[i] = sum_r x[r, i] da1[r] over the blocks that use input i, in ascending r whatever the
+range (`affine.block_update`); each range finds its part of a block's list by binary search, and
+its rows of dW1 (49 x 50 floats for MNIST) stay in L1 while they are summed. The last task sums
+db1, dW2 = z^T dy and db2 over r in order. No per-thread partial sums, nothing added up
+afterwards.
 
 The loss is the in-order sum of the per-row losses. `hidden_row` and `logits_row` are the pieces
 the numerical-gradient kernel builds its cache with.
@@ -35,12 +37,11 @@ from kernels.affine import (
     BLOCK,
     NCHUNK,
     PARALLEL_MIN_ROWS,
-    accumulate_row,
     affine_row,
+    block_columns,
+    block_rows,
     block_product,
-    dense_block,
-    input_range_sums,
-    row_nonzeros,
+    range_sums,
 )
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, sum_squared_row, sum_squared_row_grad
 from kernels.vexp import vexp
@@ -112,10 +113,11 @@ _DELTAS = 2
 
 
 @jit
-def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc, a2, e, rows,
-                  da1):
-    """Phase 1 for rows 4 blk .. 4 blk + 3: their non-zeros, hidden layer (the four together where
-    they are dense, see affine.dense_block), logits, and per mode the rest (see the module doc)."""
+def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, cols, ucount, z, zc, a2, e,
+                  rows, da1):
+    """Phase 1 for rows 4 blk .. 4 blk + 3: the hidden layer over the columns where any of them is
+    non-zero (see affine.block_product), logits, and per mode the rest (see the module doc). For
+    the gradient the block's columns and values stay in cols[blk] for phase 2."""
     n, d = x.shape
     h = W1.shape[1]
     c = W2.shape[1]
@@ -123,13 +125,11 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc
     one = dt.type(1)
     r0 = BLOCK * blk
     r1 = min(r0 + BLOCK, n)
-    for r in range(r0, r1):
-        count[r] = row_nonzeros(x, r, nz[r])
-    if dense_block(count, r0, n, d):
-        block_product(x, r0, W1, b1, z)
-    else:
-        for r in range(r0, r1):
-            accumulate_row(x, r, nz[r], count[r], W1, b1, z)
+    bcols = cols[blk] if mode == _DELTAS else np.empty(d, dtype=np.int32)
+    a, s = block_rows(x, r0)
+    u = block_columns(a, s, bcols)
+    ucount[blk] = u
+    block_product(a, s, bcols, u, W1, b1, z, r0)
     for r in range(r0, r1):
         for j in range(h):
             z[r, j], zc[r, j] = sigmoid_pair(z[r, j], one)
@@ -150,12 +150,10 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, nz, count, z, zc
 
 
 @jit
-def _phase2_task(ch, x, nz, count, z, dy, da1, dW1, db1, dW2, db2):
+def _phase2_task(ch, x, cols, ucount, z, dy, da1, dW1, db1, dW2, db2):
     """Task ch of phase 2: rows of dW1 for input chunk ch, or (ch == NCHUNK) db1, dW2 and db2."""
-    n, d = x.shape
-    h = z.shape[1]
+    n, h = z.shape
     c = dy.shape[1]
-    dt = z.dtype
     if ch == NCHUNK:
         for r in range(n):
             for j in range(h):
@@ -166,17 +164,19 @@ def _phase2_task(ch, x, nz, count, z, dy, da1, dW1, db1, dW2, db2):
             for k in range(c):
                 db2[k] += dy[r, k]
         return
-    input_range_sums(ch, x, nz, count, da1, dW1)
+    range_sums(ch, x, cols, ucount, da1, dW1)
 
 
 @jit
 def _phase1_arrays(x, W1, W2, mode):
-    """Phase 1's outputs, allocated: (nz, count, z, zc, a2, e, rows, da1)."""
+    """Phase 1's outputs, allocated: (cols, ucount, z, zc, a2, e, rows, da1)."""
     n, d = x.shape
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
-    return (np.empty((n, d), dtype=np.int32), np.empty(n, dtype=np.int64),
+    blocks = (n + BLOCK - 1) // BLOCK
+    kept = blocks if mode == _DELTAS else 0  # the gradient's phase 2 reads the blocks' columns
+    return (np.empty((kept, d), dtype=np.int32), np.empty(blocks, dtype=np.int64),
             np.empty((n, h), dtype=dt), np.empty((n, h), dtype=dt), np.empty((n, c), dtype=dt),
             np.empty((n, c), dtype=dt), np.empty(n if mode == _LOSS else 0, dtype=dt),
             np.empty((n if mode == _DELTAS else 0, h), dtype=dt))
@@ -194,17 +194,17 @@ def two_layer_predict(x, W1, b1, W2, b2):
     """Softmax class probabilities (N, C) of the two-layer net."""
     n = x.shape[0]
     dt = W1.dtype
-    nz, count, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
+    cols, ucount, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
     t = np.zeros(0, dtype=np.int64)
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), nz, count, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), nz, count, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     return e
 
 
@@ -213,16 +213,16 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     """Exact mean loss (softmax cross-entropy, or sum of squares) of the net on (x, t), a scalar of the params dtype."""
     n = x.shape[0]
     dt = W1.dtype
-    nz, count, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
+    cols, ucount, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), nz, count, z, zc, a2, e, rows, da1)
+                        dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), nz, count, z, zc, a2, e, rows, da1)
+                        dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     total = dt.type(0)
     for r in range(n):  # in order: the same sum for any thread count
         total += rows[r]
@@ -237,24 +237,24 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     c = W2.shape[1]
     dt = W1.dtype
     inv_n = dt.type(1) / dt.type(n)
-    nz, count, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
+    cols, ucount, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, nz, count, z, zc, a2, dy, rows, da1)
+                          inv_n, cols, ucount, z, zc, a2, dy, rows, da1)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, nz, count, z, zc, a2, dy, rows, da1)
+                          inv_n, cols, ucount, z, zc, a2, dy, rows, da1)
     dW1 = np.empty((d, h), dtype=dt)
     db1 = np.zeros(h, dtype=dt)
     dW2 = np.zeros((h, c), dtype=dt)
     db2 = np.zeros(c, dtype=dt)
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for ch in range(NCHUNK + 1):
-            _phase2_task(np.int64(ch), x, nz, count, z, dy, da1, dW1, db1, dW2, db2)
+            _phase2_task(np.int64(ch), x, cols, ucount, z, dy, da1, dW1, db1, dW2, db2)
     else:
         for ch in prange(NCHUNK + 1):
-            _phase2_task(np.int64(ch), x, nz, count, z, dy, da1, dW1, db1, dW2, db2)
+            _phase2_task(np.int64(ch), x, cols, ucount, z, dy, da1, dW1, db1, dW2, db2)
     return dW1, db1, dW2, db2

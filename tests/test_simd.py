@@ -1,0 +1,152 @@
+"""kernels.simd and the register-blocked products built on it: every lane, every partial length,
+nothing written past a row's end, fused multiply-adds, and products at every column count around
+the vector width."""
+
+from __future__ import annotations
+
+import re
+
+import numba
+import numpy as np
+import pytest
+
+from conftest import needs_jit
+from kernels import affine
+from kernels._jit import jit
+from kernels.simd import (
+    VECTOR_BYTES,
+    lanes,
+    vadd,
+    vfma,
+    vload,
+    vload_part,
+    vstore,
+    vstore_part,
+    vzero,
+)
+
+DTYPES = (np.float64, np.float32)
+_ids = {"ids": lambda d: np.dtype(d).name}
+
+
+@jit
+def _copy_parts(a, out, n):
+    """out[r, c:c+n] = a[r, c:c+n] through one partial vector per row; full vectors where n = lanes."""
+    step = lanes(a)
+    for r in range(a.shape[0]):
+        if n == step:
+            vstore(out, r, 1, vload(a, r, 1))
+        else:
+            vstore_part(out, r, 1, vload_part(a, r, 1, n), n)
+    return step
+
+
+@jit
+def _fma_add(s, a, b):
+    """vfma(s, a[0], b[0]) + zero, and vadd(a[0], b[0]), stored into rows 0 and 1 of a copy."""
+    out = np.empty((2, a.shape[1]), dtype=a.dtype)
+    u = vload(a, 0, 0)
+    v = vload(b, 0, 0)
+    vstore(out, 0, 0, vadd(vfma(s, u, v), vzero(a)))
+    vstore(out, 1, 0, vadd(u, v))
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_lanes_is_the_vector_width_in_elements(dtype):
+    a = np.zeros((1, 1), dtype=dtype)
+    assert lanes(a) == VECTOR_BYTES // np.dtype(dtype).itemsize
+    assert VECTOR_BYTES in (32, 64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_partial_loads_and_stores_touch_exactly_n_lanes(dtype):
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, step + 2)).astype(dtype)
+    for n in range(step + 1):
+        out = np.full_like(a, -7)
+        assert _copy_parts(a, out, n) == step
+        want = np.full_like(a, -7)
+        want[:, 1:1 + n] = a[:, 1:1 + n]
+        # the lanes past n, and the elements of the next row they would cover, are untouched
+        np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_vfma_and_vadd_work_lane_by_lane(dtype):
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((1, step)).astype(dtype)
+    b = rng.standard_normal((1, step)).astype(dtype)
+    s = dtype(0.5)  # exact products: the fused and unfused results agree
+    out = _fma_add(s, a, b)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out[0], b[0] + s * a[0])
+    np.testing.assert_array_equal(out[1], a[0] + b[0])
+
+
+@needs_jit  # without the JIT vfma is a multiply and an add
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_vfma_rounds_once(dtype):
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    e = dtype(2.0) ** -(np.finfo(dtype).nmant // 2 + 1)
+    s = dtype(1) + e
+    a = np.full((1, step), dtype(1) - e, dtype=dtype)
+    b = np.full((1, step), dtype(-1), dtype=dtype)
+    # (1 + e)(1 - e) - 1 = -e**2 exactly; a rounded product first would give 0
+    assert (_fma_add(s, a, b)[0] == -(e * e)).all()
+
+
+def _blocked_forward(x, W, b):
+    out = np.empty((x.shape[0], W.shape[1]), dtype=W.dtype)
+    cols = np.empty(x.shape[1], dtype=np.int32)
+    for r0 in range(0, x.shape[0], affine.BLOCK):
+        a, s = affine.block_rows(x, r0)
+        affine.block_product(a, s, cols, affine.block_columns(a, s, cols), W, b, out, r0)
+    return out
+
+
+def _column_counts(dtype):
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    return sorted({1, step - 1, step, step + 1, 2 * step + 3, 50})
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 17])
+def test_blocked_products_at_every_column_count_around_the_vector_width(n, dtype):
+    rng = np.random.default_rng(n)
+    d = 37
+    x = rng.random((n, d)).astype(dtype)
+    x[rng.random((n, d)) < 0.6] = 0  # zero columns shared by a whole block are left out
+    x[:, 5] = 0
+    tol = 64 * np.finfo(dtype).eps
+    for h in _column_counts(dtype):
+        W = rng.standard_normal((d, h)).astype(dtype)
+        b = rng.standard_normal(h).astype(dtype)
+        g = rng.standard_normal((n, h)).astype(dtype)
+        want = x.astype(np.float64) @ W.astype(np.float64) + b
+        np.testing.assert_allclose(_blocked_forward(x, W, b), want, rtol=tol, atol=tol * 10)
+        np.testing.assert_allclose(affine.affine_forward(x, W, b), want, rtol=tol, atol=tol * 10)
+        dx, dW, db = affine.affine_backward(x, W, g)
+        np.testing.assert_allclose(dx, g.astype(np.float64) @ W.T.astype(np.float64), rtol=tol,
+                                   atol=tol * 10)
+        np.testing.assert_allclose(dW, x.T.astype(np.float64) @ g.astype(np.float64), rtol=tol,
+                                   atol=tol * 10)
+        assert (dW[5] == 0).all()
+        np.testing.assert_allclose(db, g.sum(axis=0, dtype=np.float64), rtol=tol, atol=tol * 10)
+
+
+@needs_jit
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_the_block_product_runs_on_packed_fmas_in_registers(dtype):
+    x = np.ones((8, 16), dtype=dtype)
+    W = np.ones((16, 40), dtype=dtype)
+    fresh = numba.njit(fastmath={"contract", "nsz"}, error_model="numpy")(affine.block_product.py_func)
+    cols = np.arange(16, dtype=np.int32)
+    fresh(x, 0, cols, 16, W, np.zeros(40, dtype=dtype), np.empty((8, 40), dtype=dtype), 0)
+    asm = fresh.inspect_asm(fresh.signatures[0])
+    suffix = "pd" if dtype == np.float64 else "ps"
+    register = "zmm" if VECTOR_BYTES == 64 else "[yz]mm"
+    fmas = re.findall(rf"vfmadd\w*{suffix}\s+[^\n]*%{register}", asm)
+    assert len(fmas) >= 16, "expected the eight accumulators' FMAs, packed, in the loops"
