@@ -97,28 +97,37 @@ BLOCK = 8
 
 
 @jit
-def block_rows(x, r0):
-    """(a, s): rows s .. s + 7 of a are rows r0 .. r0 + 7 of x, zeros past its end (a copy then)."""
-    n, d = x.shape
-    if r0 + BLOCK <= n:
-        return x, r0
-    a = np.zeros((BLOCK, d), dtype=x.dtype)
-    for q in range(n - r0):
-        for i in range(d):
-            a[q, i] = x[r0 + q, i]
-    return a, 0
+def block_row_indices(n, r0):
+    """Rows r0 .. r0 + 7 of an n-row array, the last row repeated past its end: a block's
+    products read those rows and keep only the results of the rows that exist."""
+    last = n - 1
+    return (r0, min(r0 + 1, last), min(r0 + 2, last), min(r0 + 3, last), min(r0 + 4, last),
+            min(r0 + 5, last), min(r0 + 6, last), min(r0 + 7, last))
+
+
+@jit
+def transpose(W):
+    """W.T as a new C-contiguous array (half the time of np.ascontiguousarray(W.T) here)."""
+    d, h = W.shape
+    WT = np.empty((h, d), dtype=W.dtype)
+    for i in range(d):
+        for j in range(h):
+            WT[j, i] = W[i, j]
+    return WT
 
 
 @jit
 def block_columns(x, r0, cols):
-    """cols[:u] = the columns where any of rows r0 .. r0 + 7 of x is non-zero, ascending; returns u."""
+    """cols[:u] = the columns where any of rows r0 .. r0 + 7 of x (those that exist) is non-zero,
+    ascending; returns u."""
     d = x.shape[1]
     zero = x.dtype.type(0)
+    i0, i1, i2, i3, i4, i5, i6, i7 = block_row_indices(x.shape[0], r0)
     # First a flag per column, in a loop that vectorises (eight rows compared at once), then the
     # flags compacted in place: cols[u] is written after cols[i] is read, and u <= i.
     for i in range(d):
-        cols[i] = (((x[r0, i] != zero) | (x[r0 + 1, i] != zero)) | ((x[r0 + 2, i] != zero) | (x[r0 + 3, i] != zero))) | (
-            ((x[r0 + 4, i] != zero) | (x[r0 + 5, i] != zero)) | ((x[r0 + 6, i] != zero) | (x[r0 + 7, i] != zero)))
+        cols[i] = (((x[i0, i] != zero) | (x[i1, i] != zero)) | ((x[i2, i] != zero) | (x[i3, i] != zero))) | (
+            ((x[i4, i] != zero) | (x[i5, i] != zero)) | ((x[i6, i] != zero) | (x[i7, i] != zero)))
     u = 0
     for i in range(d):  # branch-free: every column is written, u moves past the used ones
         used = cols[i]
@@ -128,14 +137,15 @@ def block_columns(x, r0, cols):
 
 
 @jit
-def block_product(x, r0, cols, u, W, b, out, o0):
-    """out[o0 + q] = b + sum_t x[r0 + q, cols[t]] W[cols[t]] for the rows q < 8 of out that exist.
+def block_product(x, r0, cols, u, W, b, out):
+    """out[r0 + q] = b + sum_t x[r0 + q, cols[t]] W[cols[t]] for the rows q < 8 of x that exist.
 
     Register-blocked (see `simd`): eight rows by one vector of columns are eight accumulators, and
     each vector of W is loaded once for the eight rows; the last vector of a row may be partial.
     """
     h = W.shape[1]
-    rows = min(BLOCK, out.shape[0] - o0)
+    rows = min(BLOCK, x.shape[0] - r0)
+    i0, i1, i2, i3, i4, i5, i6, i7 = block_row_indices(x.shape[0], r0)
     step = lanes(W)
     bias = b.reshape((1, h))
     for j0 in range(0, h, step):
@@ -152,41 +162,41 @@ def block_product(x, r0, cols, u, W, b, out, o0):
             for t in range(u):
                 k = cols[t]
                 w = vload(W, k, j0)
-                a0 = vfma(x[r0, k], w, a0)
-                a1 = vfma(x[r0 + 1, k], w, a1)
-                a2 = vfma(x[r0 + 2, k], w, a2)
-                a3 = vfma(x[r0 + 3, k], w, a3)
-                a4 = vfma(x[r0 + 4, k], w, a4)
-                a5 = vfma(x[r0 + 5, k], w, a5)
-                a6 = vfma(x[r0 + 6, k], w, a6)
-                a7 = vfma(x[r0 + 7, k], w, a7)
+                a0 = vfma(x[i0, k], w, a0)
+                a1 = vfma(x[i1, k], w, a1)
+                a2 = vfma(x[i2, k], w, a2)
+                a3 = vfma(x[i3, k], w, a3)
+                a4 = vfma(x[i4, k], w, a4)
+                a5 = vfma(x[i5, k], w, a5)
+                a6 = vfma(x[i6, k], w, a6)
+                a7 = vfma(x[i7, k], w, a7)
         else:
             for t in range(u):
                 k = cols[t]
                 w = vload_part(W, k, j0, m)
-                a0 = vfma(x[r0, k], w, a0)
-                a1 = vfma(x[r0 + 1, k], w, a1)
-                a2 = vfma(x[r0 + 2, k], w, a2)
-                a3 = vfma(x[r0 + 3, k], w, a3)
-                a4 = vfma(x[r0 + 4, k], w, a4)
-                a5 = vfma(x[r0 + 5, k], w, a5)
-                a6 = vfma(x[r0 + 6, k], w, a6)
-                a7 = vfma(x[r0 + 7, k], w, a7)
-        vstore_part(out, o0, j0, a0, m)
+                a0 = vfma(x[i0, k], w, a0)
+                a1 = vfma(x[i1, k], w, a1)
+                a2 = vfma(x[i2, k], w, a2)
+                a3 = vfma(x[i3, k], w, a3)
+                a4 = vfma(x[i4, k], w, a4)
+                a5 = vfma(x[i5, k], w, a5)
+                a6 = vfma(x[i6, k], w, a6)
+                a7 = vfma(x[i7, k], w, a7)
+        vstore_part(out, r0, j0, a0, m)
         if rows > 1:
-            vstore_part(out, o0 + 1, j0, a1, m)
+            vstore_part(out, r0 + 1, j0, a1, m)
         if rows > 2:
-            vstore_part(out, o0 + 2, j0, a2, m)
+            vstore_part(out, r0 + 2, j0, a2, m)
         if rows > 3:
-            vstore_part(out, o0 + 3, j0, a3, m)
+            vstore_part(out, r0 + 3, j0, a3, m)
         if rows > 4:
-            vstore_part(out, o0 + 4, j0, a4, m)
+            vstore_part(out, r0 + 4, j0, a4, m)
         if rows > 5:
-            vstore_part(out, o0 + 5, j0, a5, m)
+            vstore_part(out, r0 + 5, j0, a5, m)
         if rows > 6:
-            vstore_part(out, o0 + 6, j0, a6, m)
+            vstore_part(out, r0 + 6, j0, a6, m)
         if rows > 7:
-            vstore_part(out, o0 + 7, j0, a7, m)
+            vstore_part(out, r0 + 7, j0, a7, m)
 
 
 @jit
@@ -212,14 +222,16 @@ def _row_vector(g, r, j0, m):
 
 
 @jit
-def block_update(x, r0, cols, u, g, g0, lo, hi, out):
-    """out[i] += sum_q x[r0 + q, i] g[g0 + q] for the block's columns i in [lo, hi), q = 0 .. 7 in order.
+def block_update(x, r0, cols, u, g, lo, hi, out):
+    """out[i] += sum_q x[r0 + q, i] g[r0 + q] for the block's columns i in [lo, hi), q = 0 .. 7 in
+    order (rows past the end of x and g add nothing).
 
     The transposed product of `block_product`: eight rows of g, one vector each, are held in
     registers while the rows of out go through L1.
     """
     h = g.shape[1]
     step = lanes(g)
+    i0, i1, i2, i3, i4, i5, i6, i7 = block_row_indices(x.shape[0], r0)
     t0 = _first_at_least(cols, u, lo)
     t1 = _first_at_least(cols, u, hi)
     if t0 == t1:
@@ -227,40 +239,40 @@ def block_update(x, r0, cols, u, g, g0, lo, hi, out):
     zero = vzero(g)
     for j0 in range(0, h, step):
         m = min(step, h - j0)
-        v0 = _row_vector(g, g0, j0, m)
-        v1 = _row_vector(g, g0 + 1, j0, m)
-        v2 = _row_vector(g, g0 + 2, j0, m)
-        v3 = _row_vector(g, g0 + 3, j0, m)
-        v4 = _row_vector(g, g0 + 4, j0, m)
-        v5 = _row_vector(g, g0 + 5, j0, m)
-        v6 = _row_vector(g, g0 + 6, j0, m)
-        v7 = _row_vector(g, g0 + 7, j0, m)
+        v0 = _row_vector(g, r0, j0, m)
+        v1 = _row_vector(g, r0 + 1, j0, m)
+        v2 = _row_vector(g, r0 + 2, j0, m)
+        v3 = _row_vector(g, r0 + 3, j0, m)
+        v4 = _row_vector(g, r0 + 4, j0, m)
+        v5 = _row_vector(g, r0 + 5, j0, m)
+        v6 = _row_vector(g, r0 + 6, j0, m)
+        v7 = _row_vector(g, r0 + 7, j0, m)
         if m == step:
             for t in range(t0, t1):
                 i = cols[t]
                 a = vload(out, i, j0)
-                a = vfma(x[r0, i], v0, a)
-                e = vfma(x[r0 + 4, i], v4, zero)
-                a = vfma(x[r0 + 1, i], v1, a)
-                e = vfma(x[r0 + 5, i], v5, e)
-                a = vfma(x[r0 + 2, i], v2, a)
-                e = vfma(x[r0 + 6, i], v6, e)
-                a = vfma(x[r0 + 3, i], v3, a)
-                e = vfma(x[r0 + 7, i], v7, e)
+                a = vfma(x[i0, i], v0, a)
+                e = vfma(x[i4, i], v4, zero)
+                a = vfma(x[i1, i], v1, a)
+                e = vfma(x[i5, i], v5, e)
+                a = vfma(x[i2, i], v2, a)
+                e = vfma(x[i6, i], v6, e)
+                a = vfma(x[i3, i], v3, a)
+                e = vfma(x[i7, i], v7, e)
                 a = vadd(a, e)
                 vstore(out, i, j0, a)
         else:
             for t in range(t0, t1):
                 i = cols[t]
                 a = vload_part(out, i, j0, m)
-                a = vfma(x[r0, i], v0, a)
-                e = vfma(x[r0 + 4, i], v4, zero)
-                a = vfma(x[r0 + 1, i], v1, a)
-                e = vfma(x[r0 + 5, i], v5, e)
-                a = vfma(x[r0 + 2, i], v2, a)
-                e = vfma(x[r0 + 6, i], v6, e)
-                a = vfma(x[r0 + 3, i], v3, a)
-                e = vfma(x[r0 + 7, i], v7, e)
+                a = vfma(x[i0, i], v0, a)
+                e = vfma(x[i4, i], v4, zero)
+                a = vfma(x[i1, i], v1, a)
+                e = vfma(x[i5, i], v5, e)
+                a = vfma(x[i2, i], v2, a)
+                e = vfma(x[i6, i], v6, e)
+                a = vfma(x[i3, i], v3, a)
+                e = vfma(x[i7, i], v7, e)
                 a = vadd(a, e)
                 vstore_part(out, i, j0, a, m)
 
@@ -277,16 +289,15 @@ def range_sums(ch, x, cols, ucount, g, out):
         for j in range(h):
             out[i, j] = out.dtype.type(0)
     for blk in range(ucount.shape[0]):
-        a, r0 = block_rows(x, BLOCK * blk)
-        block_update(a, r0, cols[blk], ucount[blk], g, BLOCK * blk, lo, hi, out)
+        block_update(x, BLOCK * blk, cols[blk], ucount[blk], g, lo, hi, out)
 
 
 @jit
 def _forward_block(blk, x, W, b, out):
     """Rows 8 blk .. 8 blk + 7 of x @ W + b over the columns where any of them is non-zero."""
     cols = np.empty(x.shape[1], dtype=np.int32)
-    a, r0 = block_rows(x, BLOCK * blk)
-    block_product(a, r0, cols, block_columns(a, r0, cols), W, b, out, BLOCK * blk)
+    r0 = BLOCK * blk
+    block_product(x, r0, cols, block_columns(x, r0, cols), W, b, out)
 
 
 @jit(parallel=True)
@@ -336,10 +347,8 @@ def _backward_block(blk, x, WT, zero, dout, dx, cols, ucount):
     the block's columns of x for the dW tasks."""
     r0 = BLOCK * blk
     gcols = np.empty(dout.shape[1], dtype=np.int32)
-    g, s = block_rows(dout, r0)
-    block_product(g, s, gcols, block_columns(g, s, gcols), WT, zero, dx, r0)
-    a, s = block_rows(x, r0)
-    ucount[blk] = block_columns(a, s, cols[blk])
+    block_product(dout, r0, gcols, block_columns(dout, r0, gcols), WT, zero, dx)
+    ucount[blk] = block_columns(x, r0, cols[blk])
 
 
 @jit
@@ -357,7 +366,7 @@ def _backward_task(ch, x, cols, ucount, dout, dW, db):
 def affine_backward(x, W, dout):
     """Gradients of x @ W + b given dout (N, H): dx (N, D), dW (D, H), db (H,).
 
-    dx in parallel over blocks of four rows; dW over ranges of input index and db in one more
+    dx in parallel over blocks of eight rows; dW over ranges of input index and db in one more
     task, each summed over rows in order (the same bits for any thread count), over the columns
     where a block of x is non-zero.
     """
@@ -372,12 +381,11 @@ def affine_backward(x, W, dout):
     if n < BLOCK:
         for r in range(n):
             _backward_row_direct(r, W, dout, dx)
-        a, s = block_rows(x, 0)
-        ucount[0] = block_columns(a, s, cols[0])
+        ucount[0] = block_columns(x, 0, cols[0])
         for ch in range(NCHUNK + 1):
             _backward_task(np.int64(ch), x, cols, ucount, dout, dW, db)
         return dx, dW, db
-    WT = np.ascontiguousarray(W.T)
+    WT = transpose(W)
     zero = np.zeros(d, dtype=W.dtype)
     # a row costs about what a fused gradient row does, but the transpose of W comes first
     if n < 4 * PARALLEL_MIN_ROWS:

@@ -39,9 +39,10 @@ from kernels.affine import (
     PARALLEL_MIN_ROWS,
     affine_row,
     block_columns,
-    block_rows,
+    block_update,
     block_product,
     range_sums,
+    transpose,
 )
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, sum_squared_row, sum_squared_row_grad
 from kernels.vexp import vexp
@@ -113,11 +114,12 @@ _DELTAS = 2
 
 
 @jit
-def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, cols, ucount, z, zc, a2, e,
+def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cols, ucount, z, zc, a2, e,
                   rows, da1):
-    """Phase 1 for rows 4 blk .. 4 blk + 3: the hidden layer over the columns where any of them is
-    non-zero (see affine.block_product), logits, and per mode the rest (see the module doc). For
-    the gradient the block's columns and values stay in cols[blk] for phase 2."""
+    """Phase 1 for rows 8 blk .. 8 blk + 7: the hidden layer over the columns where any of them is
+    non-zero, the logits and (for the gradient) dy W2^T as block products too (see
+    affine.block_product), and per mode the rest (see the module doc). For the gradient the
+    block's columns stay in cols[blk] for phase 2."""
     n, d = x.shape
     h = W1.shape[1]
     c = W2.shape[1]
@@ -126,27 +128,28 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, loss, mode, inv_n, cols, ucount, z,
     r0 = BLOCK * blk
     r1 = min(r0 + BLOCK, n)
     bcols = cols[blk] if mode == _DELTAS else np.empty(d, dtype=np.int32)
-    a, s = block_rows(x, r0)
-    u = block_columns(a, s, bcols)
+    u = block_columns(x, r0, bcols)
     ucount[blk] = u
-    block_product(a, s, bcols, u, W1, b1, z, r0)
+    block_product(x, r0, bcols, u, W1, b1, z)
     for r in range(r0, r1):
         for j in range(h):
             z[r, j], zc[r, j] = sigmoid_pair(z[r, j], one)
-        logits_row(z, r, W2, b2, a2)
+    every = np.arange(max(h, c), dtype=np.int32)  # z and dy are dense: every column is used
+    block_product(z, r0, every, h, W2, b2, a2)
+    for r in range(r0, r1):
         if mode == _LOSS:
             rows[r] = _row_loss(a2, e, r, t[r], loss)
         elif mode == _DELTAS:
             _row_deltas(a2, e, r, t[r], loss, inv_n)
-            for j in range(h):
-                acc = dt.type(0)
-                for k in range(c):
-                    acc += e[r, k] * W2[j, k]
-                da1[r, j] = acc * z[r, j] * zc[r, j]
         else:
-            _, s = _softmax_row(a2, r, e)
+            _, total = _softmax_row(a2, r, e)
             for k in range(c):
-                e[r, k] = e[r, k] / s
+                e[r, k] = e[r, k] / total
+    if mode == _DELTAS:
+        block_product(e, r0, every, c, W2T, np.zeros(h, dtype=dt), da1)
+        for r in range(r0, r1):
+            for j in range(h):
+                da1[r, j] = da1[r, j] * z[r, j] * zc[r, j]
 
 
 @jit
@@ -155,12 +158,12 @@ def _phase2_task(ch, x, cols, ucount, z, dy, da1, dW1, db1, dW2, db2):
     n, h = z.shape
     c = dy.shape[1]
     if ch == NCHUNK:
+        every = np.arange(h, dtype=np.int32)
+        for r0 in range(0, n, BLOCK):
+            block_update(z, r0, every, h, dy, 0, h, dW2)
         for r in range(n):
             for j in range(h):
                 db1[j] += da1[r, j]
-                zv = z[r, j]
-                for k in range(c):
-                    dW2[j, k] += zv * dy[r, k]
             for k in range(c):
                 db2[k] += dy[r, k]
         return
@@ -195,15 +198,16 @@ def two_layer_predict(x, W1, b1, W2, b2):
     n = x.shape[0]
     dt = W1.dtype
     cols, ucount, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
+    W2T = W2  # read by the gradient only
     t = np.zeros(0, dtype=np.int64)
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
                         np.int64(_PROBABILITIES), dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(CROSS_ENTROPY),
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
                         np.int64(_PROBABILITIES), dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     return e
 
@@ -214,14 +218,15 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     n = x.shape[0]
     dt = W1.dtype
     cols, ucount, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
+    W2T = W2  # read by the gradient only
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
                         dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_LOSS),
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
                         dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
     total = dt.type(0)
     for r in range(n):  # in order: the same sum for any thread count
@@ -238,14 +243,15 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     dt = W1.dtype
     inv_n = dt.type(1) / dt.type(n)
     cols, ucount, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
+    W2T = transpose(W2)
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS),
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
                           inv_n, cols, ucount, z, zc, a2, dy, rows, da1)
     else:
         for blk in prange(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, np.int64(loss), np.int64(_DELTAS),
+            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
                           inv_n, cols, ucount, z, zc, a2, dy, rows, da1)
     dW1 = np.empty((d, h), dtype=dt)
     db1 = np.zeros(h, dtype=dt)

@@ -102,8 +102,7 @@ def _blocked_forward(x, W, b):
     out = np.empty((x.shape[0], W.shape[1]), dtype=W.dtype)
     cols = np.empty(x.shape[1], dtype=np.int32)
     for r0 in range(0, x.shape[0], affine.BLOCK):
-        a, s = affine.block_rows(x, r0)
-        affine.block_product(a, s, cols, affine.block_columns(a, s, cols), W, b, out, r0)
+        affine.block_product(x, r0, cols, affine.block_columns(x, r0, cols), W, b, out)
     return out
 
 
@@ -144,7 +143,7 @@ def test_the_block_product_runs_on_packed_fmas_in_registers(dtype):
     W = np.ones((16, 40), dtype=dtype)
     fresh = numba.njit(fastmath={"contract", "nsz"}, error_model="numpy")(affine.block_product.py_func)
     cols = np.arange(16, dtype=np.int32)
-    fresh(x, 0, cols, 16, W, np.zeros(40, dtype=dtype), np.empty((8, 40), dtype=dtype), 0)
+    fresh(x, 0, cols, 16, W, np.zeros(40, dtype=dtype), np.empty((8, 40), dtype=dtype))
     asm = fresh.inspect_asm(fresh.signatures[0])
     suffix = "pd" if dtype == np.float64 else "ps"
     register = "zmm" if VECTOR_BYTES == 64 else "[yz]mm"
