@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from kernels._jit import jit
-from kernels.simd import lanes, vadd, vfma, vload, vload_part, vstore, vstore_part, vzero
+from kernels.simd import lanes, vadd, vfma, vload_part, vstore_part, vzero
 
 
 @jit
@@ -67,7 +67,7 @@ def affine_row(x, r, W, b, out):
 PARALLEL_MIN_ROWS = 8
 
 # Ranges of input index in phase 2: enough for load balance on many cores, few enough that each
-# finds its part of every row's list by a short binary search.
+# finds its part of every block's list of columns by a short binary search.
 NCHUNK = 16
 
 
@@ -141,7 +141,9 @@ def block_product(x, r0, cols, u, W, b, out):
     """out[r0 + q] = b + sum_t x[r0 + q, cols[t]] W[cols[t]] for the rows q < 8 of x that exist.
 
     Register-blocked (see `simd`): eight rows by one vector of columns are eight accumulators, and
-    each vector of W is loaded once for the eight rows; the last vector of a row may be partial.
+    each vector of W is loaded once for the eight rows. Loads and stores are masked to the lanes
+    a vector covers: all of them but for a row's last, partial vector (a full mask costs no more
+    than a plain load here).
     """
     h = W.shape[1]
     rows = min(BLOCK, x.shape[0] - r0)
@@ -158,30 +160,17 @@ def block_product(x, r0, cols, u, W, b, out):
         a5 = a0
         a6 = a0
         a7 = a0
-        if m == step:
-            for t in range(u):
-                k = cols[t]
-                w = vload(W, k, j0)
-                a0 = vfma(x[i0, k], w, a0)
-                a1 = vfma(x[i1, k], w, a1)
-                a2 = vfma(x[i2, k], w, a2)
-                a3 = vfma(x[i3, k], w, a3)
-                a4 = vfma(x[i4, k], w, a4)
-                a5 = vfma(x[i5, k], w, a5)
-                a6 = vfma(x[i6, k], w, a6)
-                a7 = vfma(x[i7, k], w, a7)
-        else:
-            for t in range(u):
-                k = cols[t]
-                w = vload_part(W, k, j0, m)
-                a0 = vfma(x[i0, k], w, a0)
-                a1 = vfma(x[i1, k], w, a1)
-                a2 = vfma(x[i2, k], w, a2)
-                a3 = vfma(x[i3, k], w, a3)
-                a4 = vfma(x[i4, k], w, a4)
-                a5 = vfma(x[i5, k], w, a5)
-                a6 = vfma(x[i6, k], w, a6)
-                a7 = vfma(x[i7, k], w, a7)
+        for t in range(u):
+            k = cols[t]
+            w = vload_part(W, k, j0, m)
+            a0 = vfma(x[i0, k], w, a0)
+            a1 = vfma(x[i1, k], w, a1)
+            a2 = vfma(x[i2, k], w, a2)
+            a3 = vfma(x[i3, k], w, a3)
+            a4 = vfma(x[i4, k], w, a4)
+            a5 = vfma(x[i5, k], w, a5)
+            a6 = vfma(x[i6, k], w, a6)
+            a7 = vfma(x[i7, k], w, a7)
         vstore_part(out, r0, j0, a0, m)
         if rows > 1:
             vstore_part(out, r0 + 1, j0, a1, m)
@@ -247,34 +236,18 @@ def block_update(x, r0, cols, u, g, lo, hi, out):
         v5 = _row_vector(g, r0 + 5, j0, m)
         v6 = _row_vector(g, r0 + 6, j0, m)
         v7 = _row_vector(g, r0 + 7, j0, m)
-        if m == step:
-            for t in range(t0, t1):
-                i = cols[t]
-                a = vload(out, i, j0)
-                a = vfma(x[i0, i], v0, a)
-                e = vfma(x[i4, i], v4, zero)
-                a = vfma(x[i1, i], v1, a)
-                e = vfma(x[i5, i], v5, e)
-                a = vfma(x[i2, i], v2, a)
-                e = vfma(x[i6, i], v6, e)
-                a = vfma(x[i3, i], v3, a)
-                e = vfma(x[i7, i], v7, e)
-                a = vadd(a, e)
-                vstore(out, i, j0, a)
-        else:
-            for t in range(t0, t1):
-                i = cols[t]
-                a = vload_part(out, i, j0, m)
-                a = vfma(x[i0, i], v0, a)
-                e = vfma(x[i4, i], v4, zero)
-                a = vfma(x[i1, i], v1, a)
-                e = vfma(x[i5, i], v5, e)
-                a = vfma(x[i2, i], v2, a)
-                e = vfma(x[i6, i], v6, e)
-                a = vfma(x[i3, i], v3, a)
-                e = vfma(x[i7, i], v7, e)
-                a = vadd(a, e)
-                vstore_part(out, i, j0, a, m)
+        for t in range(t0, t1):
+            i = cols[t]
+            a = vload_part(out, i, j0, m)
+            a = vfma(x[i0, i], v0, a)
+            e = vfma(x[i4, i], v4, zero)
+            a = vfma(x[i1, i], v1, a)
+            e = vfma(x[i5, i], v5, e)
+            a = vfma(x[i2, i], v2, a)
+            e = vfma(x[i6, i], v6, e)
+            a = vfma(x[i3, i], v3, a)
+            e = vfma(x[i7, i], v7, e)
+            vstore_part(out, i, j0, vadd(a, e), m)
 
 
 @jit
