@@ -289,11 +289,16 @@ def affine_forward(x, W, b):
     return out
 
 
+# Below this many rows affine_backward takes dx as dot products with W's rows instead of
+# transposing W for the block product. Measured here, dx of 784 x 50 on one thread: 11 us
+# against 17 us for one row, 22 us against 17-24 us for two, 33 us against 17-24 us for three.
+DIRECT_DX_ROWS = 2
+
+
 @jit
 def _backward_row_direct(r, W, dout, dx):
     """dx[r] = dout[r] W^T as dot products of W's rows with dout[r] in four partial sums: slower
-    per row than the transposed product, but for fewer than BLOCK rows cheaper than transposing W
-    (about 25 us for 784 x 50)."""
+    per row than the block product, but for a single row cheaper than transposing W for it."""
     d, h = W.shape
     zero = W.dtype.type(0)
     for i in range(d):
@@ -351,10 +356,11 @@ def affine_backward(x, W, dout):
     ucount = np.empty(blocks, dtype=np.int64)
     dW = np.empty((d, h), dtype=W.dtype)
     db = np.zeros(h, dtype=W.dtype)
-    if n < BLOCK:
+    if n < DIRECT_DX_ROWS:
         for r in range(n):
             _backward_row_direct(r, W, dout, dx)
-        ucount[0] = block_columns(x, 0, cols[0])
+        for blk in range(blocks):
+            ucount[blk] = block_columns(x, BLOCK * blk, cols[blk])
         for ch in range(NCHUNK + 1):
             _backward_task(np.int64(ch), x, cols, ucount, dout, dW, db)
         return dx, dW, db

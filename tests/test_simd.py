@@ -149,3 +149,14 @@ def test_the_block_product_runs_on_packed_fmas_in_registers(dtype):
     register = "zmm" if VECTOR_BYTES == 64 else "[yz]mm"
     fmas = re.findall(rf"vfmadd\w*{suffix}\s+[^\n]*%{register}", asm)
     assert len(fmas) >= 16, "expected the eight accumulators' FMAs, packed, in the loops"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_an_empty_batch_gives_empty_and_zero_results(dtype):
+    W = np.ones((5, 3), dtype=dtype)
+    x = np.zeros((0, 5), dtype=dtype)
+    assert affine.affine_forward(x, W, np.ones(3, dtype=dtype)).shape == (0, 3)
+    dx, dW, db = affine.affine_backward(x, W, np.zeros((0, 3), dtype=dtype))
+    assert dx.shape == (0, 5)
+    np.testing.assert_array_equal(dW, np.zeros((5, 3), dtype=dtype))
+    np.testing.assert_array_equal(db, np.zeros(3, dtype=dtype))
