@@ -1,18 +1,20 @@
-"""Affine transform x @ W + b, forward and backward, over the columns of x a block of rows uses.
+"""Affine transform x @ W + b, forward and backward, over the non-zeros of x.
 
-Rows go in blocks of eight. A block lists the columns where any of its rows is non-zero and the
-products run over those columns only, with eight rows by one vector of outputs held in registers
-(`block_product`, `block_update`; see `simd`): each vector of W, once loaded, serves eight rows.
-On MNIST (81% zeros; a block of eight uses 46% of the columns) this does 2.4 times the
-multiply-adds of skipping each row's own zeros, but an eighth of the loads of W, which is what
-bounds these products. Dense input is simply a block that uses every column. No BLAS is called,
-so no BLAS thread pool competes with numba's threads.
+Rows go in blocks of eight, and each block takes the cheaper of two ways (see `nonzeros` for the
+costs, measured): each row over its own non-zeros (`nonzeros.masked_sums`, one load of W's row a
+non-zero), or the eight rows together over the columns where any of them is non-zero, eight rows
+by one vector of outputs held in registers (`block_product`: each vector of W, once loaded,
+serves eight rows, but the zeros inside the union are multiplied too). On MNIST (81% zeros; a
+block of eight uses 46% of the columns) the rows go alone; dense input takes the block. Both sum
+from b in ascending column, one FMA a term, so the choice changes speed, not results. dW = x^T
+dout goes the same way over blocks of eight columns of x (`nonzeros.column_block`). No BLAS is
+called, so no BLAS thread pool competes with numba's threads.
 
 The kernels run in parallel without changing a bit for any thread count: over blocks of rows for
-what each row computes alone (x @ W + b, dx), and over ranges of input index for dW = x^T dout,
-each range summing its rows of dW over the samples in order. The same pieces serve the fused
-two-layer kernels in `twolayer`; `affine_row` (one row, its own zeros skipped) serves the
-numerical gradient's cache, which is built row by row.
+what each row computes alone (x @ W + b, dx), and over ranges of input index for dW, each row of
+dW summed over the samples in order. The same pieces serve the fused two-layer kernels in
+`twolayer`; `affine_row` (one row, its own zeros skipped) serves the numerical gradient's cache,
+which is built row by row.
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ import numpy as np
 from numba import prange
 
 from kernels._jit import jit
-from kernels.simd import lanes, vadd, vfma, vload_part, vstore_part, vzero
+from kernels.nonzeros import (
+    SPARSE_BELOW,
+    block_row_indices,
+    column_block,
+    column_words,
+    masked_sums,
+    row_words,
+    union_counts,
+    union_list,
+    word_count,
+)
+from kernels.simd import lanes, vfma, vload_part, vstore_part
 
 
 @jit
@@ -66,14 +79,9 @@ def affine_row(x, r, W, b, out):
 # loops run the same code in the same order: the same bits either way.
 PARALLEL_MIN_ROWS = 8
 
-# Ranges of input index in phase 2: enough for load balance on many cores, few enough that each
-# finds its part of every block's list of columns by a short binary search.
+# Tasks over ranges of input index for dW: enough for load balance on many cores, each a whole
+# number of eight-column blocks.
 NCHUNK = 16
-
-
-@jit
-def _chunk_width(d):
-    return (d + NCHUNK - 1) // NCHUNK
 
 
 @jit
@@ -90,19 +98,9 @@ def row_nonzeros(x, r, nzr):
 # Rows handled together: each vector of W, once loaded, serves eight rows of the product. W stays
 # in L2 (313 KB in float64), and what bounds the product is moving it to L1: measured here for
 # 1000 dense float64 rows, 15-17 GFMA/s with four rows a block, 25 with eight (NumPy's BLAS: 19).
-# A block goes over the columns where any of its rows is non-zero: on MNIST test images 46% of
-# the columns for eight rows (19% for one), so 2.4 times the multiply-adds of skipping each row's
-# own zeros, but an eighth of the loads of W, and the loops are free of data-dependent branches.
+# A block product goes over the columns where any of its rows is non-zero, and row_block takes it
+# where that union is dense enough (see nonzeros).
 BLOCK = 8
-
-
-@jit
-def block_row_indices(n, r0):
-    """Rows r0 .. r0 + 7 of an n-row array, the last row repeated past its end: a block's
-    products read those rows and keep only the results of the rows that exist."""
-    last = n - 1
-    return (r0, min(r0 + 1, last), min(r0 + 2, last), min(r0 + 3, last), min(r0 + 4, last),
-            min(r0 + 5, last), min(r0 + 6, last), min(r0 + 7, last))
 
 
 @jit
@@ -114,26 +112,6 @@ def transpose(W):
         for j in range(h):
             WT[j, i] = W[i, j]
     return WT
-
-
-@jit
-def block_columns(x, r0, cols):
-    """cols[:u] = the columns where any of rows r0 .. r0 + 7 of x (those that exist) is non-zero,
-    ascending; returns u."""
-    d = x.shape[1]
-    zero = x.dtype.type(0)
-    i0, i1, i2, i3, i4, i5, i6, i7 = block_row_indices(x.shape[0], r0)
-    # First a flag per column, in a loop that vectorises (eight rows compared at once), then the
-    # flags compacted in place: cols[u] is written after cols[i] is read, and u <= i.
-    for i in range(d):
-        cols[i] = (((x[i0, i] != zero) | (x[i1, i] != zero)) | ((x[i2, i] != zero) | (x[i3, i] != zero))) | (
-            ((x[i4, i] != zero) | (x[i5, i] != zero)) | ((x[i6, i] != zero) | (x[i7, i] != zero)))
-    u = 0
-    for i in range(d):  # branch-free: every column is written, u moves past the used ones
-        used = cols[i]
-        cols[u] = i
-        u += used
-    return u
 
 
 @jit
@@ -189,88 +167,51 @@ def block_product(x, r0, cols, u, W, b, out):
 
 
 @jit
-def _first_at_least(cols, u, i):
-    """The first t < u with cols[t] >= i (u if none): binary search of the ascending list."""
-    lo = 0
-    hi = u
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if cols[mid] < i:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def row_block(x, r0, W, b, out, words, cols):
+    """out[r0 .. r0 + 7] = x W + b for the rows of the block that exist, each row over its own
+    non-zeros or the eight over their union (block_product), whichever costs less: the same
+    numbers either way. words (8, word_count(D)) and cols (D,) are scratch."""
+    rows = min(BLOCK, x.shape[0] - r0)
+    for q in range(rows):
+        row_words(x, r0 + q, words, q)
+    u, nnz = union_counts(words, rows)
+    if nnz < SPARSE_BELOW * u:
+        d = x.shape[1]
+        masked_sums(words, rows, x.reshape(-1), r0 * d, d, 1, W, b.reshape((1, b.shape[0])), out, r0)
+    else:
+        block_product(x, r0, cols, union_list(words, rows, cols), W, b, out)
 
 
 @jit
-def _row_vector(g, r, j0, m):
-    """g[r, j0 : j0 + m] as a vector, or zeros for a row past the end of g."""
-    if r >= g.shape[0]:
-        return vzero(g)
-    return vload_part(g, r, j0, m)
+def row_scratch(x):
+    """Scratch for row_block on x: (words, cols)."""
+    return np.empty((BLOCK, word_count(x.shape[1])), dtype=np.uint64), np.empty(x.shape[1], dtype=np.int64)
 
 
 @jit
-def block_update(x, r0, cols, u, g, lo, hi, out):
-    """out[i] += sum_q x[r0 + q, i] g[r0 + q] for the block's columns i in [lo, hi), q = 0 .. 7 in
-    order (rows past the end of x and g add nothing).
-
-    The transposed product of `block_product`: eight rows of g, one vector each, are held in
-    registers while the rows of out go through L1.
-    """
-    h = g.shape[1]
-    step = lanes(g)
-    i0, i1, i2, i3, i4, i5, i6, i7 = block_row_indices(x.shape[0], r0)
-    t0 = _first_at_least(cols, u, lo)
-    t1 = _first_at_least(cols, u, hi)
-    if t0 == t1:
-        return
-    zero = vzero(g)
-    for j0 in range(0, h, step):
-        m = min(step, h - j0)
-        v0 = _row_vector(g, r0, j0, m)
-        v1 = _row_vector(g, r0 + 1, j0, m)
-        v2 = _row_vector(g, r0 + 2, j0, m)
-        v3 = _row_vector(g, r0 + 3, j0, m)
-        v4 = _row_vector(g, r0 + 4, j0, m)
-        v5 = _row_vector(g, r0 + 5, j0, m)
-        v6 = _row_vector(g, r0 + 6, j0, m)
-        v7 = _row_vector(g, r0 + 7, j0, m)
-        for t in range(t0, t1):
-            i = cols[t]
-            a = vload_part(out, i, j0, m)
-            a = vfma(x[i0, i], v0, a)
-            e = vfma(x[i4, i], v4, zero)
-            a = vfma(x[i1, i], v1, a)
-            e = vfma(x[i5, i], v5, e)
-            a = vfma(x[i2, i], v2, a)
-            e = vfma(x[i6, i], v6, e)
-            a = vfma(x[i3, i], v3, a)
-            e = vfma(x[i7, i], v7, e)
-            vstore_part(out, i, j0, vadd(a, e), m)
+def column_tasks(d):
+    """Blocks of eight columns each of the NCHUNK column tasks takes."""
+    return ((d + BLOCK - 1) // BLOCK + NCHUNK - 1) // NCHUNK
 
 
 @jit
-def range_sums(ch, x, cols, ucount, g, out):
-    """out[i] = sum_r x[r, i] g[r] for the inputs i of range ch, over r in ascending order, from
-    the blocks' lists of columns (see block_columns); the range's rows of out stay in L1."""
-    d, h = out.shape
-    w = _chunk_width(d)
-    lo = min(ch * w, d)
-    hi = min(lo + w, d)
-    for i in range(lo, hi):
-        for j in range(h):
-            out[i, j] = out.dtype.type(0)
-    for blk in range(ucount.shape[0]):
-        block_update(x, BLOCK * blk, cols[blk], ucount[blk], g, lo, hi, out)
+def column_task(ch, x, cw, g, out):
+    """Rows of out = x^T g for the column blocks of task ch (see column_tasks), from the column
+    masks cw of x (see nonzeros.column_words), each summed over the samples in order."""
+    n, d = x.shape
+    per = column_tasks(d)
+    words = np.empty((BLOCK, word_count(n)), dtype=np.uint64)
+    rows = np.empty(n, dtype=np.int64)
+    zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
+    for k0 in range(min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), BLOCK):
+        column_block(x, k0, cw, g, out, words, rows, zero)
 
 
 @jit
 def _forward_block(blk, x, W, b, out):
-    """Rows 8 blk .. 8 blk + 7 of x @ W + b over the columns where any of them is non-zero."""
-    cols = np.empty(x.shape[1], dtype=np.int32)
-    r0 = BLOCK * blk
-    block_product(x, r0, cols, block_columns(x, r0, cols), W, b, out)
+    """Rows 8 blk .. 8 blk + 7 of x @ W + b (see row_block)."""
+    words, cols = row_scratch(x)
+    row_block(x, BLOCK * blk, W, b, out, words, cols)
 
 
 @jit(parallel=True)
@@ -320,20 +261,22 @@ def _backward_row_direct(r, W, dout, dx):
 
 
 @jit
-def _backward_block(blk, x, WT, zero, dout, dx, cols, ucount):
-    """dx for rows 8 blk .. 8 blk + 7 (a block product with W^T: dout is dense) and the list of
-    the block's columns of x for the dW tasks."""
-    r0 = BLOCK * blk
-    gcols = np.empty(dout.shape[1], dtype=np.int32)
-    block_product(dout, r0, gcols, block_columns(dout, r0, gcols), WT, zero, dx)
-    ucount[blk] = block_columns(x, r0, cols[blk])
+def _backward_block(it, x, WT, zero, dout, dx, cw):
+    """Item it of the first parallel loop: dx for rows 8 it .. 8 it + 7 (dout W^T, a row block
+    with W^T), or past the blocks a row of x's column masks (see nonzeros.column_words)."""
+    blocks = (x.shape[0] + BLOCK - 1) // BLOCK
+    if it >= blocks:
+        column_words(x, it - blocks, cw)
+        return
+    words, cols = row_scratch(dout)
+    row_block(dout, BLOCK * it, WT, zero, dx, words, cols)
 
 
 @jit
-def _backward_task(ch, x, cols, ucount, dout, dW, db):
-    """dW rows of input range ch (see range_sums), or (ch == NCHUNK) db, summed in row order."""
+def _backward_task(ch, x, cw, dout, dW, db):
+    """dW rows of column task ch, or (ch == NCHUNK) db, summed in row order."""
     if ch < NCHUNK:
-        range_sums(ch, x, cols, ucount, dout, dW)
+        column_task(ch, x, cw, dout, dW)
         return
     for r in range(dout.shape[0]):
         for j in range(dout.shape[1]):
@@ -345,36 +288,36 @@ def affine_backward(x, W, dout):
     """Gradients of x @ W + b given dout (N, H): dx (N, D), dW (D, H), db (H,).
 
     dx in parallel over blocks of eight rows; dW over ranges of input index and db in one more
-    task, each summed over rows in order (the same bits for any thread count), over the columns
-    where a block of x is non-zero.
+    task, each summed over rows in order (the same bits for any thread count), over the
+    non-zeros of x (see nonzeros.column_block).
     """
     n, d = x.shape
     h = W.shape[1]
     blocks = (n + BLOCK - 1) // BLOCK
     dx = np.empty((n, d), dtype=W.dtype)
-    cols = np.empty((blocks, d), dtype=np.int32)
-    ucount = np.empty(blocks, dtype=np.int64)
+    nw = word_count(n)
+    cw = np.empty((nw, d), dtype=np.uint64)
     dW = np.empty((d, h), dtype=W.dtype)
     db = np.zeros(h, dtype=W.dtype)
     if n < DIRECT_DX_ROWS:
         for r in range(n):
             _backward_row_direct(r, W, dout, dx)
-        for blk in range(blocks):
-            ucount[blk] = block_columns(x, BLOCK * blk, cols[blk])
+        for w in range(nw):
+            column_words(x, w, cw)
         for ch in range(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cols, ucount, dout, dW, db)
+            _backward_task(np.int64(ch), x, cw, dout, dW, db)
         return dx, dW, db
     WT = transpose(W)
     zero = np.zeros(d, dtype=W.dtype)
     # a row costs about what a fused gradient row does, but the transpose of W comes first
     if n < 4 * PARALLEL_MIN_ROWS:
-        for blk in range(blocks):
-            _backward_block(np.int64(blk), x, WT, zero, dout, dx, cols, ucount)
+        for it in range(blocks + nw):
+            _backward_block(np.int64(it), x, WT, zero, dout, dx, cw)
         for ch in range(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cols, ucount, dout, dW, db)
+            _backward_task(np.int64(ch), x, cw, dout, dW, db)
     else:
-        for blk in prange(blocks):
-            _backward_block(np.int64(blk), x, WT, zero, dout, dx, cols, ucount)
+        for it in prange(blocks + nw):
+            _backward_block(np.int64(it), x, WT, zero, dout, dx, cw)
         for ch in prange(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cols, ucount, dout, dW, db)
+            _backward_task(np.int64(ch), x, cw, dout, dW, db)
     return dx, dW, db

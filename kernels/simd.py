@@ -18,6 +18,7 @@ float64, where NumPy's BLAS does 45 and 19).
   CPU has AVX-512, else 32 bytes. LLVM splits a vector wider than the hardware's into several.
 - `vload_part` / `vstore_part` touch only the first n lanes (masked loads and stores), for the
   last, partial vector of a row: a row of 50 floats is 6 vectors and 2 lanes of float64.
+- `nonzero_bits(v)` is the lanes of v that are non-zero, as bits of an integer (one compare).
 - `vfma(s, v, acc)` is acc + s * v rounded once, lane by lane: the sums keep the order the kernel
   writes, so results do not depend on the vector width's choice of instructions beyond FMA
   contraction, nor on the thread count.
@@ -204,6 +205,19 @@ def _zero(typingctx, a):
 
 
 @intrinsic
+def _nonzero_bits(typingctx, v):
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        # une: NaN counts as non-zero, as x != 0 does in NumPy. One compare into a mask register.
+        flags = builder.fcmp_unordered("!=", args[0], ir.Constant(args[0].type, None))
+        return builder.zext(builder.bitcast(flags, ir.IntType(v.lanes)), ir.IntType(64))
+
+    return types.uint64(v), codegen
+
+
+@intrinsic
 def _lanes(typingctx, a):
     count = _vector_of(a).lanes
 
@@ -259,6 +273,11 @@ def vzero(a):
     return np.zeros(lanes(a), dtype=a.dtype)
 
 
+def nonzero_bits(v):
+    """A uint64 with bit l set where lane l of v is non-zero (or NaN)."""
+    return np.uint64(sum(1 << i for i, e in enumerate(v) if e != 0))
+
+
 @overload(lanes, inline="always")
 def _lanes_overload(a):
     return lambda a: _lanes(a)
@@ -292,6 +311,11 @@ def _vfma_overload(s, v, acc):
 @overload(vzero, inline="always")
 def _vzero_overload(a):
     return lambda a: _zero(a)
+
+
+@overload(nonzero_bits, inline="always")
+def _nonzero_bits_overload(v):
+    return lambda v: _nonzero_bits(v)
 
 
 @overload(vadd, inline="always")

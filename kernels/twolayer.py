@@ -8,19 +8,19 @@ averaged over the batch.
 The work is split so that every number is computed by one thread in a fixed order: results are
 the same bits for any thread count (numba.set_num_threads), and the same as with one thread.
 
-Phase 1, parallel over blocks of eight samples. A block lists the inputs where any of its rows
-is non-zero (branch-free, ascending) and a1 = x W1 + b1 goes over those inputs only, eight rows
-by one vector of hidden units at a time, in registers (see `affine.block_product` and `simd`):
-on MNIST a block uses 46% of the inputs. sigmoid and softmax use `vexp`, which vectorises. Then
-the logits, and per mode the probabilities, the row's loss, or the deltas dy = dL/da2 (with the
-1/N of the mean) and da1 = (dy W2^T) * z * (1 - z). Blocks share nothing.
+Phase 1, parallel over blocks of eight samples. a1 = x W1 + b1 goes over the non-zeros of x
+(`affine.row_block`): on MNIST each row over its own (18% of the inputs), dense blocks all eight
+rows over their union, in registers (see `nonzeros` and `simd`); both ways give the same numbers.
+sigmoid and softmax use `vexp`, which vectorises. Then the logits, and per mode the
+probabilities, the row's loss, or the deltas dy = dL/da2 (with the 1/N of the mean) and
+da1 = (dy W2^T) * z * (1 - z). Blocks share nothing. For the gradient the same loop has one item
+more per 64 samples: the masks of where each column of x is non-zero (`nonzeros.column_words`).
 
 Phase 2 (gradient only), parallel over NCHUNK ranges of input index and one more task.
-dW1[i] = sum_r x[r, i] da1[r] over the blocks that use input i, in ascending r whatever the
-range (`affine.block_update`); each range finds its part of a block's list by binary search, and
-its rows of dW1 (49 x 50 floats for MNIST) stay in L1 while they are summed. The last task sums
-db1, dW2 = z^T dy and db2 over r in order. No per-thread partial sums, nothing added up
-afterwards.
+dW1[i] = sum_r x[r, i] da1[r] over the samples where x[r, i] != 0, in ascending r whatever the
+range (`nonzeros.column_block`: eight inputs at a time, each over its own non-zeros or the eight
+over their union). The last task sums db1, dW2 = z^T dy and db2 over r in order. No per-thread
+partial sums, nothing added up afterwards.
 
 The loss is the in-order sum of the per-row losses. `hidden_row` and `logits_row` are the pieces
 the numerical-gradient kernel builds its cache with.
@@ -38,12 +38,13 @@ from kernels.affine import (
     NCHUNK,
     PARALLEL_MIN_ROWS,
     affine_row,
-    block_columns,
-    block_update,
     block_product,
-    range_sums,
+    column_task,
+    row_block,
+    row_scratch,
     transpose,
 )
+from kernels.nonzeros import column_block_product, column_words, word_count
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, sum_squared_row, sum_squared_row_grad
 from kernels.vexp import vexp
 
@@ -114,27 +115,27 @@ _DELTAS = 2
 
 
 @jit
-def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cols, ucount, z, zc, a2, e,
-                  rows, da1):
-    """Phase 1 for rows 8 blk .. 8 blk + 7: the hidden layer over the columns where any of them is
-    non-zero, the logits and (for the gradient) dy W2^T as block products too (see
-    affine.block_product), and per mode the rest (see the module doc). For the gradient the
-    block's columns stay in cols[blk] for phase 2."""
-    n, d = x.shape
+def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cw, z, zc, a2, e, rows, da1):
+    """Phase 1 for rows 8 blk .. 8 blk + 7: the hidden layer over the non-zeros of x (see
+    affine.row_block), the logits and (for the gradient) dy W2^T as block products, and per mode
+    the rest (see the module doc). Past the blocks, the gradient's items are the rows of cw, the
+    column masks of x for phase 2 (see nonzeros.column_words)."""
+    n = x.shape[0]
+    if blk >= (n + BLOCK - 1) // BLOCK:
+        column_words(x, blk - (n + BLOCK - 1) // BLOCK, cw)
+        return
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
     one = dt.type(1)
     r0 = BLOCK * blk
     r1 = min(r0 + BLOCK, n)
-    bcols = cols[blk] if mode == _DELTAS else np.empty(d, dtype=np.int32)
-    u = block_columns(x, r0, bcols)
-    ucount[blk] = u
-    block_product(x, r0, bcols, u, W1, b1, z)
+    words, cols = row_scratch(x)
+    row_block(x, r0, W1, b1, z, words, cols)
     for r in range(r0, r1):
         for j in range(h):
             z[r, j], zc[r, j] = sigmoid_pair(z[r, j], one)
-    every = np.arange(max(h, c), dtype=np.int32)  # z and dy are dense: every column is used
+    every = np.arange(max(h, c), dtype=np.int64)  # z and dy are dense: every column is used
     block_product(z, r0, every, h, W2, b2, a2)
     for r in range(r0, r1):
         if mode == _LOSS:
@@ -153,33 +154,31 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cols, ucoun
 
 
 @jit
-def _phase2_task(ch, x, cols, ucount, z, dy, da1, dW1, db1, dW2, db2):
-    """Task ch of phase 2: rows of dW1 for input chunk ch, or (ch == NCHUNK) db1, dW2 and db2."""
+def _phase2_task(ch, x, cw, z, dy, da1, dW1, db1, dW2, db2):
+    """Task ch of phase 2: rows of dW1 for column task ch, or (ch == NCHUNK) db1, dW2 and db2."""
     n, h = z.shape
     c = dy.shape[1]
     if ch == NCHUNK:
-        every = np.arange(h, dtype=np.int32)
-        for r0 in range(0, n, BLOCK):
-            block_update(z, r0, every, h, dy, 0, h, dW2)
+        every = np.arange(n, dtype=np.int64)  # z is dense: every sample is used
+        for j0 in range(0, h, BLOCK):
+            column_block_product(z, j0, every, n, dy, dW2)
         for r in range(n):
             for j in range(h):
                 db1[j] += da1[r, j]
             for k in range(c):
                 db2[k] += dy[r, k]
         return
-    range_sums(ch, x, cols, ucount, da1, dW1)
+    column_task(ch, x, cw, da1, dW1)
 
 
 @jit
 def _phase1_arrays(x, W1, W2, mode):
-    """Phase 1's outputs, allocated: (cols, ucount, z, zc, a2, e, rows, da1)."""
+    """Phase 1's outputs, allocated: (cw, z, zc, a2, e, rows, da1)."""
     n, d = x.shape
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
-    blocks = (n + BLOCK - 1) // BLOCK
-    kept = blocks if mode == _DELTAS else 0  # the gradient's phase 2 reads the blocks' columns
-    return (np.empty((kept, d), dtype=np.int32), np.empty(blocks, dtype=np.int64),
+    return (np.empty((word_count(n) if mode == _DELTAS else 0, d), dtype=np.uint64),
             np.empty((n, h), dtype=dt), np.empty((n, h), dtype=dt), np.empty((n, c), dtype=dt),
             np.empty((n, c), dtype=dt), np.empty(n if mode == _LOSS else 0, dtype=dt),
             np.empty((n if mode == _DELTAS else 0, h), dtype=dt))
@@ -197,18 +196,18 @@ def two_layer_predict(x, W1, b1, W2, b2):
     """Softmax class probabilities (N, C) of the two-layer net."""
     n = x.shape[0]
     dt = W1.dtype
-    cols, ucount, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
+    cw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
     W2T = W2  # read by the gradient only
     t = np.zeros(0, dtype=np.int64)
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), cw, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), cw, z, zc, a2, e, rows, da1)
     return e
 
 
@@ -217,17 +216,17 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     """Exact mean loss (softmax cross-entropy, or sum of squares) of the net on (x, t), a scalar of the params dtype."""
     n = x.shape[0]
     dt = W1.dtype
-    cols, ucount, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
+    cw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
     W2T = W2  # read by the gradient only
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
+                        dt.type(1), cw, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), cols, ucount, z, zc, a2, e, rows, da1)
+                        dt.type(1), cw, z, zc, a2, e, rows, da1)
     total = dt.type(0)
     for r in range(n):  # in order: the same sum for any thread count
         total += rows[r]
@@ -242,25 +241,25 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     c = W2.shape[1]
     dt = W1.dtype
     inv_n = dt.type(1) / dt.type(n)
-    cols, ucount, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
+    cw, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
     W2T = transpose(W2)
-    blocks = (n + BLOCK - 1) // BLOCK
+    items = (n + BLOCK - 1) // BLOCK + cw.shape[0]  # the blocks, then the rows of column masks
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
-        for blk in range(blocks):
+        for blk in range(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, cols, ucount, z, zc, a2, dy, rows, da1)
+                          inv_n, cw, z, zc, a2, dy, rows, da1)
     else:
-        for blk in prange(blocks):
+        for blk in prange(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, cols, ucount, z, zc, a2, dy, rows, da1)
+                          inv_n, cw, z, zc, a2, dy, rows, da1)
     dW1 = np.empty((d, h), dtype=dt)
     db1 = np.zeros(h, dtype=dt)
     dW2 = np.zeros((h, c), dtype=dt)
     db2 = np.zeros(c, dtype=dt)
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for ch in range(NCHUNK + 1):
-            _phase2_task(np.int64(ch), x, cols, ucount, z, dy, da1, dW1, db1, dW2, db2)
+            _phase2_task(np.int64(ch), x, cw, z, dy, da1, dW1, db1, dW2, db2)
     else:
         for ch in prange(NCHUNK + 1):
-            _phase2_task(np.int64(ch), x, cols, ucount, z, dy, da1, dW1, db1, dW2, db2)
+            _phase2_task(np.int64(ch), x, cw, z, dy, da1, dW1, db1, dW2, db2)
     return dW1, db1, dW2, db2

@@ -40,7 +40,7 @@ def _env():
 def test_kernel_suite_passes_without_jit():
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/test_kernels.py", "tests/test_vexp.py",
-                           "tests/test_simd.py"], cwd=ROOT, env=_env(),
+                           "tests/test_simd.py", "tests/test_nonzeros.py"], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_jit
-from kernels import affine
+from kernels import affine, nonzeros
 from kernels._jit import jit
 from kernels.simd import (
     VECTOR_BYTES,
@@ -99,10 +99,14 @@ def test_vfma_rounds_once(dtype):
 
 
 def _blocked_forward(x, W, b):
+    """x @ W + b by the block product for every block, however sparse."""
     out = np.empty((x.shape[0], W.shape[1]), dtype=W.dtype)
-    cols = np.empty(x.shape[1], dtype=np.int32)
+    words, cols = affine.row_scratch(x)
     for r0 in range(0, x.shape[0], affine.BLOCK):
-        affine.block_product(x, r0, cols, affine.block_columns(x, r0, cols), W, b, out)
+        rows = min(affine.BLOCK, x.shape[0] - r0)
+        for q in range(rows):
+            nonzeros.row_words(x, r0 + q, words, q)
+        affine.block_product(x, r0, cols, nonzeros.union_list(words, rows, cols), W, b, out)
     return out
 
 

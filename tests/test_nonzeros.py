@@ -1,0 +1,207 @@
+"""kernels.nonzeros: the masks of where x is non-zero, the sums over them, and the rule that the
+two ways of computing a block (each row or column over its own non-zeros, or eight over their
+union) give the same numbers, so that choosing between them changes speed only."""
+
+from __future__ import annotations
+
+import re
+
+import numba
+import numpy as np
+import pytest
+
+from conftest import needs_jit
+from kernels import affine, nonzeros
+from kernels._jit import jit
+from kernels.simd import VECTOR_BYTES, lanes, nonzero_bits, vload_part
+
+DTYPES = (np.float64, np.float32)
+_ids = {"ids": lambda d: np.dtype(d).name}
+
+
+def _packed_rows(nz):
+    """The row words of a boolean (n, d) array, by NumPy: bit b of word w for column 64 w + b."""
+    n, d = nz.shape
+    nw = (d + 63) // 64
+    padded = np.zeros((n, nw * 64), dtype=bool)
+    padded[:, :d] = nz
+    bits = np.packbits(padded.reshape(n, nw, 8, 8), axis=-1, bitorder="little")[..., 0]  # byte i
+    return (bits.astype(np.uint64) << (8 * np.arange(8, dtype=np.uint64))).sum(axis=-1, dtype=np.uint64)
+
+
+@jit
+def _bit_ops(words):
+    out = np.empty((words.shape[0], 2), dtype=np.int64)
+    for i in range(words.shape[0]):
+        out[i, 0] = nonzeros.lowest_bit(words[i]) if words[i] != 0 else -1
+        out[i, 1] = nonzeros.bit_count(words[i])
+    return out
+
+
+def test_lowest_bit_and_bit_count_on_every_bit_position():
+    rng = np.random.default_rng(0)
+    words = np.concatenate([np.uint64(1) << np.arange(64, dtype=np.uint64),
+                            rng.integers(0, 2**63, 50, dtype=np.uint64) * np.uint64(2) + np.uint64(1),
+                            np.array([0, 2**64 - 1, 2**63], dtype=np.uint64)])
+    got = _bit_ops(words)
+    for w, (low, count) in zip(words.tolist(), got.tolist()):
+        assert count == bin(w).count("1")
+        assert low == ((w & -w).bit_length() - 1 if w else -1)
+
+
+@jit
+def _nonzero_lanes(a, n):
+    return nonzero_bits(vload_part(a, 0, 0, n))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_nonzero_bits_marks_every_lane_that_is_not_zero(dtype):
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    a = np.zeros((1, step), dtype=dtype)
+    a[0, 1] = np.nan  # NaN != 0, as in NumPy
+    a[0, 2] = -0.0  # a negative zero is zero
+    a[0, step - 1] = np.finfo(dtype).smallest_subnormal
+    a[0, 3] = -np.inf
+    want = (1 << 1) | (1 << 3) | (1 << (step - 1))
+    assert int(_nonzero_lanes(a, step)) == want
+    assert int(_nonzero_lanes(a, step - 1)) == want & ~(1 << (step - 1))  # lanes past n are clear
+
+
+@jit
+def _all_row_words(x):
+    words = np.empty((x.shape[0], nonzeros.word_count(x.shape[1])), dtype=np.uint64)
+    for r in range(x.shape[0]):
+        nonzeros.row_words(x, r, words, r)
+    return words
+
+
+@jit
+def _all_column_words(x):
+    cw = np.empty((nonzeros.word_count(x.shape[0]), x.shape[1]), dtype=np.uint64)
+    for w in range(cw.shape[0]):
+        nonzeros.column_words(x, w, cw)
+    return cw
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 63), (2, 64), (5, 65), (65, 7), (64, 130), (129, 3)])
+def test_row_and_column_words_mark_exactly_the_non_zeros(shape, dtype):
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    x = rng.standard_normal(shape).astype(dtype)
+    x[rng.random(shape) < 0.5] = 0
+    x[0, 0] = -0.0
+    nz = x != 0
+    np.testing.assert_array_equal(_all_row_words(x), _packed_rows(nz))
+    np.testing.assert_array_equal(_all_column_words(x), _packed_rows(nz.T).T)
+
+
+@jit
+def _forward(x, W, b, masks):
+    """x @ W + b block by block, each row over its own non-zeros (masks) or the eight over their
+    union (block_product), whatever row_block would choose."""
+    n, d = x.shape
+    out = np.empty((n, W.shape[1]), dtype=W.dtype)
+    words, cols = affine.row_scratch(x)
+    for r0 in range(0, n, affine.BLOCK):
+        rows = min(affine.BLOCK, n - r0)
+        for q in range(rows):
+            nonzeros.row_words(x, r0 + q, words, q)
+        if masks:
+            nonzeros.masked_sums(words, rows, x.reshape(-1), r0 * d, d, 1, W, b.reshape((1, -1)),
+                                 out, r0)
+        else:
+            affine.block_product(x, r0, cols, nonzeros.union_list(words, rows, cols), W, b, out)
+    return out
+
+
+@jit
+def _transposed(x, g, masks):
+    """x^T g block by block of eight columns, by masked sums or by column_block_product."""
+    n, d = x.shape
+    out = np.empty((d, g.shape[1]), dtype=g.dtype)
+    cw = _all_column_words(x)
+    words = np.empty((8, cw.shape[0]), dtype=np.uint64)
+    rows = np.empty(n, dtype=np.int64)
+    zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
+    for k0 in range(0, d, 8):
+        kc = min(8, d - k0)
+        for q in range(kc):
+            for w in range(cw.shape[0]):
+                words[q, w] = cw[w, k0 + q]
+        if masks:
+            nonzeros.masked_sums(words, kc, x.reshape(-1), k0, 1, d, g, zero, out, k0)
+        else:
+            nonzeros.column_block_product(x, k0, rows, nonzeros.union_list(words, kc, rows), g, out)
+    return out
+
+
+def _widths(dtype):
+    """Output widths around the four- and eight-vector passes of masked_sums."""
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    return sorted({1, step - 1, step + 1, 4 * step, 4 * step + 1, 8 * step, 8 * step + 3, 50})
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+@pytest.mark.parametrize("density", [0.0, 0.15, 0.6, 1.0])
+def test_both_ways_give_the_same_numbers_and_match_numpy(density, dtype):
+    rng = np.random.default_rng(int(density * 100))
+    n, d = 21, 75  # a partial last block of rows and of columns
+    x = rng.standard_normal((n, d)).astype(dtype)
+    x[rng.random((n, d)) >= density] = 0
+    tol = 64 * np.finfo(dtype).eps
+    for h in _widths(dtype):
+        W = rng.standard_normal((d, h)).astype(dtype)
+        b = rng.standard_normal(h).astype(dtype)
+        g = rng.standard_normal((n, h)).astype(dtype)
+        by_masks, by_blocks = _forward(x, W, b, True), _forward(x, W, b, False)
+        np.testing.assert_array_equal(by_masks, by_blocks)
+        x64 = x.astype(np.float64)
+        np.testing.assert_allclose(by_masks, x64 @ W + b, rtol=tol, atol=tol * 10)
+        np.testing.assert_array_equal(affine.affine_forward(x, W, b), by_masks)
+        t_masks, t_blocks = _transposed(x, g, True), _transposed(x, g, False)
+        np.testing.assert_array_equal(t_masks, t_blocks)
+        np.testing.assert_allclose(t_masks, x64.T @ g, rtol=tol, atol=tol * 10)
+        np.testing.assert_array_equal(affine.affine_backward(x, W, g)[1], t_masks)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_sums_run_in_ascending_index_one_rounding_per_term(dtype):
+    # 1 + e - 1 + ... in a fixed order: any reordering or a rounded product first changes the sum
+    e = np.finfo(dtype).eps
+    x = np.zeros((1, 70), dtype=dtype)
+    x[0, [3, 40, 66]] = [1, 1, e / 2]
+    W = np.zeros((70, 1), dtype=dtype)
+    W[[3, 40, 66], 0] = [1, -1, 1]
+    b = np.full(1, e / 2, dtype=dtype)
+    # b + 1 rounds to 1 (ties to even), then - 1 gives 0, then + e/2: e/2
+    assert _forward(x, W, b, True)[0, 0] == dtype(e / 2)
+    assert affine.affine_forward(x, W, b)[0, 0] == dtype(e / 2)
+
+
+def test_row_block_takes_the_masks_for_mnist_like_rows_and_the_block_for_dense_ones():
+    rng = np.random.default_rng(3)
+    sparse = np.zeros((8, 784))
+    for q in range(8):  # each row its own 18% of the columns: a union of about 80%
+        sparse[q, rng.choice(784, 140, replace=False)] = 1
+    dense = np.ones((8, 784))
+    for x, masks in ((sparse, True), (dense, False)):
+        words = _all_row_words(x)
+        u, nnz = nonzeros.union_counts(words, 8)
+        assert (nnz < nonzeros.SPARSE_BELOW * u) == masks
+
+
+@needs_jit
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_masked_sums_run_on_packed_fmas_in_registers(dtype):
+    fresh = numba.njit(fastmath={"contract", "nsz"}, error_model="numpy")(
+        nonzeros._masked_sums8.py_func)
+    x = np.ones((8, 16), dtype=dtype)
+    W = np.ones((16, 100), dtype=dtype)
+    words = _all_row_words(x)
+    fresh(words, 8, x.reshape(-1), 0, 16, 1, W, np.zeros((1, 100), dtype=dtype),
+          np.empty((8, 100), dtype=dtype), 0, 0)
+    asm = fresh.inspect_asm(fresh.signatures[0])
+    suffix = "pd" if dtype == np.float64 else "ps"
+    register = "zmm" if VECTOR_BYTES == 64 else "[yz]mm"
+    assert len(re.findall(rf"vfmadd\w*{suffix}\s+[^\n]*%{register}", asm)) >= 8
+    assert "tzcnt" in asm or "bsf" in asm  # the set bits are found by count, not tested one by one
