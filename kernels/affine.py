@@ -1,11 +1,11 @@
 """Affine transform x @ W + b, forward and backward, over the non-zeros of x.
 
 Rows go in blocks of eight, and each block takes the cheaper of two ways (see `nonzeros` for the
-costs, measured): each row over its own non-zeros (`nonzeros.masked_sums`, one load of W's row a
-non-zero), or the eight rows together over the columns where any of them is non-zero, eight rows
-by one vector of outputs held in registers (`block_product`: each vector of W, once loaded,
-serves eight rows, but the zeros inside the union are multiplied too). On MNIST (81% zeros; a
-block of eight uses 46% of the columns) the rows go alone; dense input takes the block. Both sum
+costs, measured): rows in pairs over their non-zeros (`nonzeros.masked_sums`, one load of W's
+row a non-zero of either), or the eight rows together over the columns where any of them is
+non-zero, eight rows by one vector of outputs held in registers (`block_product`: each vector of
+W, once loaded, serves eight rows, but the zeros inside the union are multiplied too). On MNIST
+(81% zeros; a block of eight uses 46% of the columns) the pairs run; dense input takes the block. Both sum
 from b in ascending column, one FMA a term, so the choice changes speed, not results. dW = x^T
 dout goes the same way over blocks of eight columns of x (`nonzeros.column_block`). No BLAS is
 called, so no BLAS thread pool competes with numba's threads.
@@ -174,8 +174,8 @@ def row_block(x, r0, W, b, out, words, cols):
     rows = min(BLOCK, x.shape[0] - r0)
     for q in range(rows):
         row_words(x, r0 + q, words, q)
-    u, nnz = union_counts(words, rows)
-    if nnz < SPARSE_BELOW * u:
+    u, paired = union_counts(words, rows)
+    if paired < SPARSE_BELOW * u:
         d = x.shape[1]
         masked_sums(words, rows, x.reshape(-1), r0 * d, d, 1, W, b.reshape((1, b.shape[0])), out, r0)
     else:

@@ -14,7 +14,11 @@ and sums over the set bits, lowest first, with one rounding per term (`vfma`):
 
 which is a row of x @ W + b (c = x[r], M = W, init = b, the row's words) or a row of x^T g
 (c = x[:, k], M = g, init = 0, the column's words). A row of M is `lanes` wide vectors held in
-registers (see `simd`), so each non-zero costs one load of M's row and one FMA per vector.
+registers (see `simd`). Rows (or columns) go in pairs over the union of their two masks: each
+vector of M loaded serves both, with a multiply-add by zero where only one of them is non-zero.
+On MNIST the union of two images is 1.54 times one image's non-zeros, of two neighbouring pixels
+(columns) 1.18 times: a pair costs 0.77 (0.59) of two singles' loads, and measured at batch 100
+and 1000, x @ W1 took 13-17% less time in pairs, x^T g 20-37% less.
 
 `column_block_product` is the other way to get x^T g: eight columns of x at once over the rows
 where any of them is non-zero, eight accumulators a vector of g: each vector of g, once loaded,
@@ -22,13 +26,14 @@ serves eight columns, at the price of multiply-adds by the zeros in that union. 
 transpose of `affine.block_product`, which does the same for eight rows of x @ W.
 
 Which of the two runs for a block is a matter of speed only. A zero term adds nothing exactly
-(fma(0, w, a) == a), and both sum from the same start value in ascending index, so they give the
-same numbers (up to the sign of a zero result). Measured on this VM (Zen 4, one core, W and g in
-L2): a non-zero costs about 0.55 ns a vector in `masked_sums` (the load from L2 bounds it), a
-block's union costs about 8 x 0.29 ns a vector (FMA throughput bounds it), so the masks win
-while a union index is non-zero in fewer than four of the eight rows or columns (SPARSE_BELOW).
-On MNIST test images a block of eight images uses 46% of the pixels and each image 18%: the
-per-row sums win. Dense input takes the blocks.
+(fma(0, w, a) == a), and all of them sum from the same start value in ascending index, so they
+give the same numbers (up to the sign of a zero result). Measured on this VM (Zen 4, one core, W
+and g in L2): a load of a vector of M from L2 costs about 0.55 ns and a vector FMA about 0.29 ns,
+so a pair's union index costs about as much as its two FMAs a vector (2 x 0.29), and the block's
+union index its eight FMAs (8 x 0.29): the pairs win while their unions add up to fewer than
+SPARSE_BELOW = 4 times the block's. On MNIST test images a block of eight images uses 46% of
+the pixels and each image 18%: the pairs win. A dense block is 4 unions of the whole width
+against 1 and takes the block product.
 
 Under NUMBA_DISABLE_JIT=1 `lowest_bit` and `bit_count` are plain Python and the rest runs as is.
 """
@@ -46,8 +51,8 @@ from kernels.simd import lanes, nonzero_bits, vfma, vload_part, vstore_part, vze
 # Bits a mask word holds.
 WORD = 64
 
-# Per-index masked sums run where nnz < SPARSE_BELOW * (the size of the block's union): see the
-# module doc for the costs this comes from.
+# Masked sums in pairs run where the pairs' unions add up to fewer than SPARSE_BELOW times the
+# block's union: see the module doc for the costs this comes from.
 SPARSE_BELOW = 4
 
 
@@ -137,16 +142,18 @@ def column_words(x, w, cw):
 
 @jit
 def union_counts(words, count):
-    """(set bits of the union of words[:count], set bits of them all)."""
+    """(set bits of the union of words[:count], the same summed over the unions of the pairs
+    words[0:2], words[2:4], ... that masked_sums goes over)."""
     u = 0
-    nnz = 0
+    paired = 0
     for w in range(words.shape[1]):
         union = np.uint64(0)
-        for q in range(count):
-            nnz += bit_count(words[q, w])
-            union |= words[q, w]
+        for q in range(0, count, 2):
+            pair = words[q, w] | words[min(q + 1, count - 1), w]
+            paired += bit_count(pair)
+            union |= pair
         u += bit_count(union)
-    return u, nnz
+    return u, paired
 
 
 @jit
@@ -181,26 +188,48 @@ def _masked_sums4(words, count, xs, base, across, along, M, init, out, o0, j0):
     m1 = _span(h, j0 + step, step)
     m2 = _span(h, j0 + 2 * step, step)
     m3 = _span(h, j0 + 3 * step, step)
-    for q in range(count):
+    for q in range(0, count, 2):
+        p = min(q + 1, count - 1)
         a0 = vload_part(init, 0, j0, m0)
         a1 = vload_part(init, 0, j0 + step, m1)
         a2 = vload_part(init, 0, j0 + 2 * step, m2)
         a3 = vload_part(init, 0, j0 + 3 * step, m3)
-        start = base + q * across
+        c0 = a0
+        c1 = a1
+        c2 = a2
+        c3 = a3
+        sa = base + q * across
+        sb = base + p * across
         for w in range(words.shape[1]):
-            bits = words[q, w]
+            bits = words[q, w] | words[p, w]
             while bits != 0:
                 i = WORD * w + lowest_bit(bits)
                 bits &= bits - one
-                s = xs[np.uint64(start + i * along)]
-                a0 = vfma(s, vload_part(M, i, j0, m0), a0)
-                a1 = vfma(s, vload_part(M, i, j0 + step, m1), a1)
-                a2 = vfma(s, vload_part(M, i, j0 + 2 * step, m2), a2)
-                a3 = vfma(s, vload_part(M, i, j0 + 3 * step, m3), a3)
-        vstore_part(out, o0 + q, j0, a0, m0)
-        vstore_part(out, o0 + q, j0 + step, a1, m1)
-        vstore_part(out, o0 + q, j0 + 2 * step, a2, m2)
-        vstore_part(out, o0 + q, j0 + 3 * step, a3, m3)
+                s = xs[np.uint64(sa + i * along)]
+                t = xs[np.uint64(sb + i * along)]
+                v = vload_part(M, i, j0, m0)
+                a0 = vfma(s, v, a0)
+                c0 = vfma(t, v, c0)
+                v = vload_part(M, i, j0 + step, m1)
+                a1 = vfma(s, v, a1)
+                c1 = vfma(t, v, c1)
+                v = vload_part(M, i, j0 + 2 * step, m2)
+                a2 = vfma(s, v, a2)
+                c2 = vfma(t, v, c2)
+                v = vload_part(M, i, j0 + 3 * step, m3)
+                a3 = vfma(s, v, a3)
+                c3 = vfma(t, v, c3)
+        o = o0 + q
+        vstore_part(out, o, j0, a0, m0)
+        vstore_part(out, o, j0 + step, a1, m1)
+        vstore_part(out, o, j0 + 2 * step, a2, m2)
+        vstore_part(out, o, j0 + 3 * step, a3, m3)
+        if p != q:
+            o = o0 + p
+            vstore_part(out, o, j0, c0, m0)
+            vstore_part(out, o, j0 + step, c1, m1)
+            vstore_part(out, o, j0 + 2 * step, c2, m2)
+            vstore_part(out, o, j0 + 3 * step, c3, m3)
 
 
 @jit
@@ -217,7 +246,8 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
     m5 = _span(h, j0 + 5 * step, step)
     m6 = _span(h, j0 + 6 * step, step)
     m7 = _span(h, j0 + 7 * step, step)
-    for q in range(count):
+    for q in range(0, count, 2):
+        p = min(q + 1, count - 1)
         a0 = vload_part(init, 0, j0, m0)
         a1 = vload_part(init, 0, j0 + step, m1)
         a2 = vload_part(init, 0, j0 + 2 * step, m2)
@@ -226,29 +256,66 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
         a5 = vload_part(init, 0, j0 + 5 * step, m5)
         a6 = vload_part(init, 0, j0 + 6 * step, m6)
         a7 = vload_part(init, 0, j0 + 7 * step, m7)
-        start = base + q * across
+        c0 = a0
+        c1 = a1
+        c2 = a2
+        c3 = a3
+        c4 = a4
+        c5 = a5
+        c6 = a6
+        c7 = a7
+        sa = base + q * across
+        sb = base + p * across
         for w in range(words.shape[1]):
-            bits = words[q, w]
+            bits = words[q, w] | words[p, w]
             while bits != 0:
                 i = WORD * w + lowest_bit(bits)
                 bits &= bits - one
-                s = xs[np.uint64(start + i * along)]
-                a0 = vfma(s, vload_part(M, i, j0, m0), a0)
-                a1 = vfma(s, vload_part(M, i, j0 + step, m1), a1)
-                a2 = vfma(s, vload_part(M, i, j0 + 2 * step, m2), a2)
-                a3 = vfma(s, vload_part(M, i, j0 + 3 * step, m3), a3)
-                a4 = vfma(s, vload_part(M, i, j0 + 4 * step, m4), a4)
-                a5 = vfma(s, vload_part(M, i, j0 + 5 * step, m5), a5)
-                a6 = vfma(s, vload_part(M, i, j0 + 6 * step, m6), a6)
-                a7 = vfma(s, vload_part(M, i, j0 + 7 * step, m7), a7)
-        vstore_part(out, o0 + q, j0, a0, m0)
-        vstore_part(out, o0 + q, j0 + step, a1, m1)
-        vstore_part(out, o0 + q, j0 + 2 * step, a2, m2)
-        vstore_part(out, o0 + q, j0 + 3 * step, a3, m3)
-        vstore_part(out, o0 + q, j0 + 4 * step, a4, m4)
-        vstore_part(out, o0 + q, j0 + 5 * step, a5, m5)
-        vstore_part(out, o0 + q, j0 + 6 * step, a6, m6)
-        vstore_part(out, o0 + q, j0 + 7 * step, a7, m7)
+                s = xs[np.uint64(sa + i * along)]
+                t = xs[np.uint64(sb + i * along)]
+                v = vload_part(M, i, j0, m0)
+                a0 = vfma(s, v, a0)
+                c0 = vfma(t, v, c0)
+                v = vload_part(M, i, j0 + step, m1)
+                a1 = vfma(s, v, a1)
+                c1 = vfma(t, v, c1)
+                v = vload_part(M, i, j0 + 2 * step, m2)
+                a2 = vfma(s, v, a2)
+                c2 = vfma(t, v, c2)
+                v = vload_part(M, i, j0 + 3 * step, m3)
+                a3 = vfma(s, v, a3)
+                c3 = vfma(t, v, c3)
+                v = vload_part(M, i, j0 + 4 * step, m4)
+                a4 = vfma(s, v, a4)
+                c4 = vfma(t, v, c4)
+                v = vload_part(M, i, j0 + 5 * step, m5)
+                a5 = vfma(s, v, a5)
+                c5 = vfma(t, v, c5)
+                v = vload_part(M, i, j0 + 6 * step, m6)
+                a6 = vfma(s, v, a6)
+                c6 = vfma(t, v, c6)
+                v = vload_part(M, i, j0 + 7 * step, m7)
+                a7 = vfma(s, v, a7)
+                c7 = vfma(t, v, c7)
+        o = o0 + q
+        vstore_part(out, o, j0, a0, m0)
+        vstore_part(out, o, j0 + step, a1, m1)
+        vstore_part(out, o, j0 + 2 * step, a2, m2)
+        vstore_part(out, o, j0 + 3 * step, a3, m3)
+        vstore_part(out, o, j0 + 4 * step, a4, m4)
+        vstore_part(out, o, j0 + 5 * step, a5, m5)
+        vstore_part(out, o, j0 + 6 * step, a6, m6)
+        vstore_part(out, o, j0 + 7 * step, a7, m7)
+        if p != q:
+            o = o0 + p
+            vstore_part(out, o, j0, c0, m0)
+            vstore_part(out, o, j0 + step, c1, m1)
+            vstore_part(out, o, j0 + 2 * step, c2, m2)
+            vstore_part(out, o, j0 + 3 * step, c3, m3)
+            vstore_part(out, o, j0 + 4 * step, c4, m4)
+            vstore_part(out, o, j0 + 5 * step, c5, m5)
+            vstore_part(out, o, j0 + 6 * step, c6, m6)
+            vstore_part(out, o, j0 + 7 * step, c7, m7)
 
 
 @jit
@@ -257,11 +324,12 @@ def masked_sums(words, count, xs, base, across, along, M, init, out, o0):
     term one FMA, for q < count, where c_q[i] = xs[base + q across + i along]: with xs the
     flattened x (N, D), across = D, along = 1 gives rows of x, across = 1, along = D columns.
 
-    A row of out is covered eight vectors at a time, or four where no more are left: a vector
-    past the end of the row is masked off but still costs its load (measured, float32 rows of
-    50: 32 us with four vectors a pass against 49 us with eight, four of them empty). One call
-    does the whole block: a call per row cost about 60 ns more each (measured, x^T g for
-    MNIST at batch 100: 114 us against 62 us).
+    q and q + 1 go together over the union of their masks (see the module doc). A row of out is
+    covered eight vectors at a time, or four where no more are left: a vector past the end of
+    the row is masked off but still costs its load (measured, float32 rows of 50: 32 us with
+    four vectors a pass against 49 us with eight, four of them empty). The index into xs is
+    unsigned, so no check for a negative index runs per term (x @ W1 at batch 100: 65 us
+    against 77 us).
     """
     h = out.shape[1]
     step = lanes(M)
@@ -329,8 +397,8 @@ def column_block(x, k0, cw, g, out, words, rows, zero):
     for q in range(kc):
         for w in range(cw.shape[0]):
             words[q, w] = cw[w, k0 + q]
-    u, nnz = union_counts(words, kc)
-    if nnz < SPARSE_BELOW * u:
+    u, paired = union_counts(words, kc)
+    if paired < SPARSE_BELOW * u:
         masked_sums(words, kc, x.reshape(-1), k0, 1, x.shape[1], g, zero, out, k0)
     else:
         column_block_product(x, k0, rows, union_list(words, kc, rows), g, out)

@@ -186,8 +186,10 @@ def test_row_block_takes_the_masks_for_mnist_like_rows_and_the_block_for_dense_o
     dense = np.ones((8, 784))
     for x, masks in ((sparse, True), (dense, False)):
         words = _all_row_words(x)
-        u, nnz = nonzeros.union_counts(words, 8)
-        assert (nnz < nonzeros.SPARSE_BELOW * u) == masks
+        u, paired = nonzeros.union_counts(words, 8)
+        assert u == (x != 0).any(axis=0).sum()
+        assert paired == sum((x[q:q + 2] != 0).any(axis=0).sum() for q in range(0, 8, 2))
+        assert (paired < nonzeros.SPARSE_BELOW * u) == masks
 
 
 @needs_jit
