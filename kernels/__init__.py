@@ -7,6 +7,7 @@ its float inputs.
 
 import numba
 
+from kernels import _memory  # noqa: F401  (glibc's thresholds, set at import)
 from kernels.activation import sigmoid, sigmoid_grad
 from kernels.affine import affine_backward, affine_forward
 from kernels.numgrad import (
