@@ -262,14 +262,14 @@ def _backward_row_direct(r, W, dout, dx):
 
 @jit
 def _backward_block(it, x, WT, zero, dout, dx, cw):
-    """Item it of the first parallel loop: dx for rows 8 it .. 8 it + 7 (dout W^T, a row block
-    with W^T), or past the blocks a row of x's column masks (see nonzeros.column_words)."""
-    blocks = (x.shape[0] + BLOCK - 1) // BLOCK
-    if it >= blocks:
-        column_words(x, it - blocks, cw)
+    """Item it of the first parallel loop: first the rows of x's column masks (see
+    nonzeros.column_words), then dx for the blocks of eight rows (dout W^T, a row block with
+    W^T)."""
+    if it < cw.shape[0]:
+        column_words(x, it, cw)
         return
     words, cols = row_scratch(dout)
-    row_block(dout, BLOCK * it, WT, zero, dx, words, cols)
+    row_block(dout, BLOCK * (it - cw.shape[0]), WT, zero, dx, words, cols)
 
 
 @jit

@@ -9,17 +9,19 @@ The work is split so that every number is computed by one thread in a fixed orde
 the same bits for any thread count (numba.set_num_threads), and the same as with one thread.
 
 Phase 1, parallel over blocks of eight samples. a1 = x W1 + b1 goes over the non-zeros of x
-(`affine.row_block`): on MNIST each row over its own (18% of the inputs), dense blocks all eight
-rows over their union, in registers (see `nonzeros` and `simd`); both ways give the same numbers.
-sigmoid and softmax use `vexp`, which vectorises. Then the logits, and per mode the
-probabilities, the row's loss, or the deltas dy = dL/da2 (with the 1/N of the mean) and
-da1 = (dy W2^T) * z * (1 - z). Blocks share nothing. For the gradient the same loop has one item
-more per 64 samples: the masks of where each column of x is non-zero (`nonzeros.column_words`).
+(`affine.row_block`): on MNIST rows in pairs over their non-zeros (18% of the inputs each), dense
+blocks all eight rows over their union, in registers (see `nonzeros` and `simd`); both ways give
+the same numbers. sigmoid and softmax use `vexp`, which vectorises. Then the logits, and per mode
+the probabilities, the row's loss, or the deltas dy = dL/da2 (with the 1/N of the mean) and da1 =
+(dy W2^T) * z * (1 - z). Blocks share nothing. For the gradient the same loop has one item more per
+64 samples, ahead of the blocks: the masks of where each column of x is non-zero
+(`nonzeros.column_words`). Small and odd items go first, so that the even blocks at the end balance
+the threads.
 
 Phase 2 (gradient only), parallel over NCHUNK ranges of input index and one more task.
 dW1[i] = sum_r x[r, i] da1[r] over the samples where x[r, i] != 0, in ascending r whatever the
-range (`nonzeros.column_block`: eight inputs at a time, each over its own non-zeros or the eight
-over their union). The last task sums db1, dW2 = z^T dy and db2 over r in order. No per-thread
+range (`nonzeros.column_block`: eight inputs at a time, in pairs over their non-zeros or the eight
+over their union). The first task sums db1, dW2 = z^T dy and db2 over r in order. No per-thread
 partial sums, nothing added up afterwards.
 
 The loss is the in-order sum of the per-row losses. `hidden_row` and `logits_row` are the pieces
@@ -118,12 +120,13 @@ _DELTAS = 2
 def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cw, z, zc, a2, e, rows, da1):
     """Phase 1 for rows 8 blk .. 8 blk + 7: the hidden layer over the non-zeros of x (see
     affine.row_block), the logits and (for the gradient) dy W2^T as block products, and per mode
-    the rest (see the module doc). Past the blocks, the gradient's items are the rows of cw, the
-    column masks of x for phase 2 (see nonzeros.column_words)."""
+    the rest (see the module doc). For the gradient the first items are the rows of cw, the
+    column masks of x for phase 2 (see nonzeros.column_words), and blk counts past them."""
     n = x.shape[0]
-    if blk >= (n + BLOCK - 1) // BLOCK:
-        column_words(x, blk - (n + BLOCK - 1) // BLOCK, cw)
+    if blk < cw.shape[0]:
+        column_words(x, blk, cw)
         return
+    blk -= cw.shape[0]
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
@@ -155,10 +158,10 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cw, z, zc, 
 
 @jit
 def _phase2_task(ch, x, cw, z, dy, da1, dW1, db1, dW2, db2):
-    """Task ch of phase 2: rows of dW1 for column task ch, or (ch == NCHUNK) db1, dW2 and db2."""
+    """Task ch of phase 2: db1, dW2 and db2 (ch == 0), or rows of dW1 for column task ch - 1."""
     n, h = z.shape
     c = dy.shape[1]
-    if ch == NCHUNK:
+    if ch == 0:
         every = np.arange(n, dtype=np.int64)  # z is dense: every sample is used
         for j0 in range(0, h, BLOCK):
             column_block_product(z, j0, every, n, dy, dW2)
@@ -168,7 +171,7 @@ def _phase2_task(ch, x, cw, z, dy, da1, dW1, db1, dW2, db2):
             for k in range(c):
                 db2[k] += dy[r, k]
         return
-    column_task(ch, x, cw, da1, dW1)
+    column_task(ch - 1, x, cw, da1, dW1)
 
 
 @jit
@@ -243,7 +246,7 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     inv_n = dt.type(1) / dt.type(n)
     cw, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
     W2T = transpose(W2)
-    items = (n + BLOCK - 1) // BLOCK + cw.shape[0]  # the blocks, then the rows of column masks
+    items = cw.shape[0] + (n + BLOCK - 1) // BLOCK  # the rows of column masks, then the blocks
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
