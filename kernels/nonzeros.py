@@ -89,12 +89,12 @@ def _ctpop(typingctx, w):
     return types.int64(w), codegen
 
 
-@overload(lowest_bit, inline="always")
+@overload(lowest_bit)
 def _lowest_bit_overload(w):
     return lambda w: _cttz(w)
 
 
-@overload(bit_count, inline="always")
+@overload(bit_count)
 def _bit_count_overload(w):
     return lambda w: _ctpop(w)
 
@@ -318,7 +318,7 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
             vstore_part(out, o, j0 + 7 * step, c7, m7)
 
 
-@jit
+@jit(inline="always")
 def masked_sums(words, count, xs, base, across, along, M, init, out, o0):
     """out[o0 + q] = init[0] + sum_i c_q[i] M[i] over the set bits i of words[q], ascending, each
     term one FMA, for q < count, where c_q[i] = xs[base + q across + i along]: with xs the
@@ -388,7 +388,7 @@ def column_block_product(x, k0, rows, u, g, out):
             vstore_part(out, k0 + 7, j0, a7, m)
 
 
-@jit
+@jit(inline="always")
 def column_block(x, k0, cw, g, out, words, rows, zero):
     """out[k0 .. k0 + 7] = x[:, k0 .. k0 + 7]^T g from the column masks cw of x (see
     column_words), by masked sums or the block product, whichever costs less (same numbers).
