@@ -13,8 +13,7 @@ called, so no BLAS thread pool competes with numba's threads.
 The kernels run in parallel without changing a bit for any thread count: over blocks of rows for
 what each row computes alone (x @ W + b, dx), and over ranges of input index for dW, each row of
 dW summed over the samples in order. The same pieces serve the fused two-layer kernels in
-`twolayer`; `affine_row` (one row, its own zeros skipped) serves the numerical gradient's cache,
-which is built row by row.
+`twolayer` and the numerical gradient's forward cache in `numgrad`.
 """
 
 from __future__ import annotations
@@ -37,42 +36,6 @@ from kernels.nonzeros import (
 from kernels.simd import lanes, vfma, vload_part, vstore_part
 
 
-@jit
-def accumulate_row(x, r, nzr, m, W, b, out):
-    """out[r] = x[r] @ W + b from the m non-zero columns of x[r] listed, ascending, in nzr."""
-    h = W.shape[1]
-    for j in range(h):
-        out[r, j] = b[j]
-    k = 0
-    # Four rows of W per pass over out[r]: a quarter of its loads and stores, and no
-    # data-dependent branch inside.
-    while k + 4 <= m:
-        i0 = nzr[k]
-        i1 = nzr[k + 1]
-        i2 = nzr[k + 2]
-        i3 = nzr[k + 3]
-        v0 = x[r, i0]
-        v1 = x[r, i1]
-        v2 = x[r, i2]
-        v3 = x[r, i3]
-        for j in range(h):
-            out[r, j] += (v0 * W[i0, j] + v1 * W[i1, j]) + (v2 * W[i2, j] + v3 * W[i3, j])
-        k += 4
-    while k < m:
-        i0 = nzr[k]
-        v0 = x[r, i0]
-        for j in range(h):
-            out[r, j] += v0 * W[i0, j]
-        k += 1
-
-
-@jit
-def affine_row(x, r, W, b, out):
-    """out[r] = x[r] @ W + b, adding only the rows of W where x[r] is non-zero."""
-    nzr = np.empty(x.shape[1], dtype=np.int32)
-    accumulate_row(x, r, nzr, row_nonzeros(x, r, nzr), W, b, out)
-
-
 # Below this many rows the kernels run on the calling thread: waking numba's workers costs about
 # 20 us on this VM (gradient of one MNIST row: 12 us on the calling thread, 35 us when the workers
 # were woken), and from 8 rows on two threads win (gradient of 8 rows: 30 us against 41 us). Both
@@ -82,17 +45,6 @@ PARALLEL_MIN_ROWS = 8
 # Tasks over ranges of input index for dW: enough for load balance on many cores, each a whole
 # number of eight-column blocks.
 NCHUNK = 16
-
-
-@jit
-def row_nonzeros(x, r, nzr):
-    """nzr[:m] = the column indices of x[r]'s non-zeros, ascending; returns m."""
-    d = x.shape[1]
-    m = 0
-    for i in range(d):  # branch-free: every index is written, the count moves past non-zeros only
-        nzr[m] = i
-        m += x[r, i] != 0
-    return m
 
 
 # Rows handled together: each vector of W, once loaded, serves eight rows of the product. W stays

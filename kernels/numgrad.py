@@ -55,7 +55,8 @@ from kernels._jit import driver, jit
 from kernels.activation import sigmoid_pair
 from kernels.smallmath import SMALL, expm1_small, log1p_small
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, row_residuals
-from kernels.twolayer import hidden_row, logits_row
+from kernels.affine import BLOCK, row_block, row_scratch
+from kernels.twolayer import logits_row
 
 CENTRAL = 0
 FORWARD = 1
@@ -290,14 +291,6 @@ def _output_loss_change(B, L0, r, k, tr, coef, u):
 
 
 @jit
-def _hidden_cache_row(r, x, W1, b1, a1, z, zc, E):
-    """Row r of a1, z, zc and E = exp(-a1) (see _cached_forward)."""
-    hidden_row(x, r, W1, b1, a1, z, zc)
-    for j in range(W1.shape[1]):
-        E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be
-
-
-@jit
 def _loss_cache_row(r, t, a2, W2T, loss, p, q, M, B, L0, Y, cbar):
     """Row r of p, q, M, B, L0, Y and cbar from the logits a2 (see _cached_forward)."""
     c = a2.shape[1]
@@ -348,11 +341,19 @@ def _loss_cache_row(r, t, a2, W2T, loss, p, q, M, B, L0, Y, cbar):
 
 
 @jit
-def _cache_row(r, x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M, B, L0, Y, cbar):
-    """Row r of the whole forward cache: hidden units, logits, the rest."""
-    _hidden_cache_row(r, x, W1, b1, a1, z, zc, E)
-    logits_row(z, r, W2, b2, a2)
-    _loss_cache_row(r, t, a2, W2T, loss, p, q, M, B, L0, Y, cbar)
+def _cache_block(blk, x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M, B, L0, Y, cbar):
+    """Rows 8 blk .. 8 blk + 7 of the whole forward cache: a1 over the non-zeros of x (see
+    affine.row_block), then each row's z, zc, E = exp(-a1), logits and the rest."""
+    r0 = BLOCK * blk
+    words, cols = row_scratch(x)
+    row_block(x, r0, W1, b1, a1, words, cols)
+    one = W1.dtype.type(1)
+    for r in range(r0, min(r0 + BLOCK, x.shape[0])):
+        for j in range(W1.shape[1]):
+            z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
+            E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be
+        logits_row(z, r, W2, b2, a2)
+        _loss_cache_row(r, t, a2, W2T, loss, p, q, M, B, L0, Y, cbar)
 
 
 # Rows at which the forward cache is built in parallel: below, waking the workers costs more
@@ -362,7 +363,8 @@ _PARALLEL_CACHE_ROWS = 16
 
 @jit(parallel=True)
 def _cached_forward(x, t, W1, b1, W2, b2, loss):
-    """Everything the perturbations reuse, built row by row in parallel (rows share nothing).
+    """Everything the perturbations reuse, built in parallel over blocks of eight rows (rows share
+    nothing).
 
     a1, z, zc = 1 - z and E = exp(-a1) (N, H); softmax p (N, C); q = 1 - p[t] (N,); W2 transposed
     (C, H); logits relative to the label's B (N, C) and their log-sum-exp L0 (N,). The polynomial
@@ -389,15 +391,16 @@ def _cached_forward(x, t, W1, b1, W2, b2, loss):
     cbar = np.zeros((n, hid) if loss == SUM_SQUARED else (0, hid), dtype=dt)
     W2T = np.ascontiguousarray(W2.T)
     a2 = np.empty((n, c), dtype=dt)
-    # One parallel region: each row's logits need only its own hidden units.
+    # One parallel region over blocks of rows: each row's logits need only its own hidden units.
+    blocks = (n + BLOCK - 1) // BLOCK
     if n < _PARALLEL_CACHE_ROWS:
-        for r in range(n):
-            _cache_row(np.int64(r), x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M, B,
-                       L0, Y, cbar)
+        for blk in range(blocks):
+            _cache_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M,
+                         B, L0, Y, cbar)
     else:
-        for r in prange(n):
-            _cache_row(np.int64(r), x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M, B,
-                       L0, Y, cbar)
+        for blk in prange(blocks):
+            _cache_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M,
+                         B, L0, Y, cbar)
     return a1, z, zc, E, p, q, M, W2T, B, L0, Y, cbar
 
 

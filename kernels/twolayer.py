@@ -24,8 +24,8 @@ range (`nonzeros.column_block`: eight inputs at a time, in pairs over their non-
 over their union). The first task sums db1, dW2 = z^T dy and db2 over r in order. No per-thread
 partial sums, nothing added up afterwards.
 
-The loss is the in-order sum of the per-row losses. `hidden_row` and `logits_row` are the pieces
-the numerical-gradient kernel builds its cache with.
+The loss is the in-order sum of the per-row losses. `logits_row` is a piece the numerical-gradient
+kernel builds its cache with.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from kernels.affine import (
     BLOCK,
     NCHUNK,
     PARALLEL_MIN_ROWS,
-    affine_row,
     block_product,
     column_task,
     row_block,
@@ -49,16 +48,6 @@ from kernels.affine import (
 from kernels.nonzeros import column_block_product, column_words, word_count
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, sum_squared_row, sum_squared_row_grad
 from kernels.vexp import vexp
-
-
-@jit
-def hidden_row(x, r, W1, b1, a1, z, zc):
-    """Row r of a1 = x @ W1 + b1 (skipping zeros of x), z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1)."""
-    h = W1.shape[1]
-    one = W1.dtype.type(1)
-    affine_row(x, r, W1, b1, a1)
-    for j in range(h):
-        z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
 
 
 @jit
