@@ -26,16 +26,15 @@ serves eight columns, at the price of multiply-adds by the zeros in that union. 
 transpose of `affine.block_product`, which does the same for eight rows of x @ W.
 
 Which of the two runs for a block is a matter of speed only. A zero term adds nothing exactly
-(fma(0, w, a) == a for finite w), and all of them sum from the same start value in ascending
-index, so they give the same numbers (up to the sign of a zero result). Kernels take finite
-weights (see `kernels`): 0 * inf would be NaN where a union multiplies it and absent where a
-mask skips it. Measured on this VM (Zen 4, one core, W
-and g in L2): a load of a vector of M from L2 costs about 0.55 ns and a vector FMA about 0.29 ns,
-so a pair's union index costs about as much as its two FMAs a vector (2 x 0.29), and the block's
-union index its eight FMAs (8 x 0.29): the pairs win while their unions add up to fewer than
-SPARSE_BELOW = 4 times the block's. On MNIST test images a block of eight images uses 46% of
-the pixels and each image 18%: the pairs win. A dense block is 4 unions of the whole width
-against 1 and takes the block product.
+(fma(0, w, a) == a for finite w), and all of them sum from the same start value in ascending index,
+so they give the same numbers (up to the sign of a zero result). Kernels take finite weights (see
+`kernels`): 0 * inf would be NaN where a union multiplies it and absent where a mask skips it.
+Measured on this VM (Zen 4, one core, W and g in L2): a load of a vector of M from L2 costs about
+0.55 ns and a vector FMA about 0.29 ns, so a pair's union index costs about as much as its two FMAs
+a vector (2 x 0.29), and the block's union index its eight FMAs (8 x 0.29): the pairs win while
+their unions add up to fewer than SPARSE_BELOW = 4 times the block's. On MNIST test images a block
+of eight images uses 46% of the pixels and each image 18%: the pairs win. A dense block is 4 unions
+of the whole width against 1 and takes the block product.
 
 Under NUMBA_DISABLE_JIT=1 `lowest_bit` and `bit_count` are plain Python and the rest runs as is.
 """
