@@ -1,14 +1,14 @@
 """Affine transform x @ W + b, forward and backward, over the non-zeros of x.
 
 Rows go in blocks of eight, and each block takes the cheaper of two ways (see `nonzeros` for the
-costs, measured): rows in pairs over their non-zeros (`nonzeros.masked_sums`, one load of W's
-row a non-zero of either), or the eight rows together over the columns where any of them is
-non-zero, eight rows by one vector of outputs held in registers (`block_product`: each vector of
-W, once loaded, serves eight rows, but the zeros inside the union are multiplied too). On MNIST
-(81% zeros; a block of eight uses 46% of the columns) the pairs run; dense input takes the block. Both sum
-from b in ascending column, one FMA a term, so the choice changes speed, not results. dW = x^T
-dout goes the same way over blocks of eight columns of x (`nonzeros.column_block`). No BLAS is
-called, so no BLAS thread pool competes with numba's threads.
+costs, measured): rows in pairs over their non-zeros (`nonzeros.masked_sums`, one load of W's row a
+non-zero of either), or the eight rows together over the columns where any of them is non-zero,
+eight rows by one vector of outputs held in registers (`block_product`: each vector of W, once
+loaded, serves eight rows, but the zeros inside the union are multiplied too). On MNIST (81% zeros;
+a block of eight uses 46% of the columns) the pairs run; dense input takes the block. Both sum from
+b in ascending column, one FMA a term, so the choice changes speed, not results. dW = x^T dout goes
+the same way over blocks of eight columns of x (`nonzeros.column_block`). No BLAS is called, so no
+BLAS thread pool competes with numba's threads.
 
 The kernels run in parallel without changing a bit for any thread count: over blocks of rows for
 what each row computes alone (x @ W + b, dx), and over ranges of input index for dW, each row of
@@ -124,9 +124,9 @@ def block_product(x, r0, cols, u, W, b, out):
 # 14.6-14.7 s as separate functions).
 @jit(inline="always")
 def row_block(x, r0, W, b, out, words, cols):
-    """out[r0 .. r0 + 7] = x W + b for the rows of the block that exist, each row over its own
-    non-zeros or the eight over their union (block_product), whichever costs less: the same
-    numbers either way. words (8, word_count(D)) and cols (D,) are scratch."""
+    """out[r0 .. r0 + 7] = x W + b for the rows of the block that exist, rows in pairs over their
+    non-zeros (nonzeros.masked_sums) or the eight over their union (block_product), whichever
+    costs less: the same numbers either way. words (8, word_count(D)) and cols (D,) are scratch."""
     rows = min(BLOCK, x.shape[0] - r0)
     for q in range(rows):
         row_words(x, r0 + q, words, q)

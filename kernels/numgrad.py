@@ -55,8 +55,8 @@ from kernels._jit import driver, jit
 from kernels.activation import sigmoid_pair
 from kernels.smallmath import SMALL, expm1_small, log1p_small
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, row_residuals
-from kernels.affine import BLOCK, row_block, row_scratch
-from kernels.twolayer import logits_row
+from kernels.affine import BLOCK
+from kernels.twolayer import hidden_block, logits_row
 
 CENTRAL = 0
 FORWARD = 1
@@ -342,15 +342,12 @@ def _loss_cache_row(r, t, a2, W2T, loss, p, q, M, B, L0, Y, cbar):
 
 @jit
 def _cache_block(blk, x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M, B, L0, Y, cbar):
-    """Rows 8 blk .. 8 blk + 7 of the whole forward cache: a1 over the non-zeros of x (see
-    affine.row_block), then each row's z, zc, E = exp(-a1), logits and the rest."""
+    """Rows 8 blk .. 8 blk + 7 of the whole forward cache: a1, z and zc (see
+    twolayer.hidden_block), then each row's E = exp(-a1), logits and the rest."""
     r0 = BLOCK * blk
-    words, cols = row_scratch(x)
-    row_block(x, r0, W1, b1, a1, words, cols)
-    one = W1.dtype.type(1)
+    hidden_block(x, r0, W1, b1, a1, z, zc)
     for r in range(r0, min(r0 + BLOCK, x.shape[0])):
         for j in range(W1.shape[1]):
-            z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
             E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be
         logits_row(z, r, W2, b2, a2)
         _loss_cache_row(r, t, a2, W2T, loss, p, q, M, B, L0, Y, cbar)

@@ -24,8 +24,8 @@ range (`nonzeros.column_block`: eight inputs at a time, in pairs over their non-
 over their union). The first task sums db1, dW2 = z^T dy and db2 over r in order. No per-thread
 partial sums, nothing added up afterwards.
 
-The loss is the in-order sum of the per-row losses. `logits_row` is a piece the numerical-gradient
-kernel builds its cache with.
+The loss is the in-order sum of the per-row losses. `hidden_block` and `logits_row` are the pieces
+the numerical-gradient kernel builds its cache with.
 """
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ from kernels.affine import (
 from kernels.nonzeros import column_block_product, column_words, word_count
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, sum_squared_row, sum_squared_row_grad
 from kernels.vexp import vexp
+
+
+@jit
+def hidden_block(x, r0, W1, b1, a1, z, zc):
+    """Rows r0 .. r0 + 7 (those that exist) of a1 = x W1 + b1 over the non-zeros of x (see
+    affine.row_block), z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1). a1 may be z itself."""
+    words, cols = row_scratch(x)
+    row_block(x, r0, W1, b1, a1, words, cols)
+    one = W1.dtype.type(1)
+    for r in range(r0, min(r0 + BLOCK, x.shape[0])):
+        for j in range(W1.shape[1]):
+            z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
 
 
 @jit
@@ -119,14 +131,9 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cw, z, zc, 
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
-    one = dt.type(1)
     r0 = BLOCK * blk
     r1 = min(r0 + BLOCK, n)
-    words, cols = row_scratch(x)
-    row_block(x, r0, W1, b1, z, words, cols)
-    for r in range(r0, r1):
-        for j in range(h):
-            z[r, j], zc[r, j] = sigmoid_pair(z[r, j], one)
+    hidden_block(x, r0, W1, b1, z, z, zc)  # a1 is not kept: z takes its place
     every = np.arange(max(h, c), dtype=np.int64)  # z and dy are dense: every column is used
     block_product(z, r0, every, h, W2, b2, a2)
     for r in range(r0, r1):
