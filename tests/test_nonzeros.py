@@ -13,7 +13,7 @@ import pytest
 from conftest import needs_jit
 from kernels import affine, nonzeros
 from kernels._jit import jit
-from kernels.simd import VECTOR_BYTES, lanes, nonzero_bits, vload_part
+from kernels.simd import VECTOR_BYTES, lanes, nonzero_bits, vector_rows, vload_part
 
 DTYPES = (np.float64, np.float32)
 _ids = {"ids": lambda d: np.dtype(d).name}
@@ -95,12 +95,15 @@ def test_row_and_column_words_mark_exactly_the_non_zeros(shape, dtype):
     np.testing.assert_array_equal(_all_column_words(x), _packed_rows(nz.T).T)
 
 
-@jit
 def _forward(x, W, b, masks):
     """x @ W + b block by block, each row over its own non-zeros (masks) or the eight over their
     union (block_product), whatever row_block would choose."""
+    return _forward_into(x, W, b, masks, np.empty((x.shape[0], W.shape[1]), dtype=W.dtype))
+
+
+@jit
+def _forward_into(x, W, b, masks, out):
     n, d = x.shape
-    out = np.empty((n, W.shape[1]), dtype=W.dtype)
     words, cols = affine.row_scratch(x)
     for r0 in range(0, n, affine.BLOCK):
         rows = min(affine.BLOCK, n - r0)
@@ -114,11 +117,14 @@ def _forward(x, W, b, masks):
     return out
 
 
-@jit
 def _transposed(x, g, masks):
     """x^T g block by block of eight columns, by masked sums or by column_block_product."""
+    return _transposed_into(x, g, masks, np.empty((x.shape[1], g.shape[1]), dtype=g.dtype))
+
+
+@jit
+def _transposed_into(x, g, masks, out):
     n, d = x.shape
-    out = np.empty((d, g.shape[1]), dtype=g.dtype)
     cw = _all_column_words(x)
     words = np.empty((8, cw.shape[0]), dtype=np.uint64)
     rows = np.empty(n, dtype=np.int64)
@@ -162,6 +168,33 @@ def test_both_ways_give_the_same_numbers_and_match_numpy(density, dtype):
         np.testing.assert_array_equal(t_masks, t_blocks)
         np.testing.assert_allclose(t_masks, x64.T @ g, rtol=tol, atol=tol * 10)
         np.testing.assert_array_equal(affine.affine_backward(x, W, g)[1], t_masks)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+@pytest.mark.parametrize("density", [0.15, 1.0])
+def test_rows_padded_to_whole_vectors_give_the_same_numbers(density, dtype):
+    # The fused gradient keeps dL/da1 in rows padded to whole vectors (simd.vector_rows): only
+    # the columns both operands have are read or written, whichever operand is the wider.
+    rng = np.random.default_rng(7)
+    n, d = 19, 75
+    x = rng.standard_normal((n, d)).astype(dtype)
+    x[rng.random((n, d)) >= density] = 0
+    for h in _widths(dtype):
+        W = rng.standard_normal((d, h)).astype(dtype)
+        b = rng.standard_normal(h).astype(dtype)
+        g = rng.standard_normal((n, h)).astype(dtype)
+        wide = vector_rows(n, h, g)
+        assert wide.ctypes.data % VECTOR_BYTES == 0 and wide.shape[1] % lanes(g) == 0
+        wide[:] = np.nan  # the padding: never read, or it would show in the sums
+        wide[:, :h] = g
+        for masks in (True, False):
+            np.testing.assert_array_equal(
+                _transposed_into(x, wide, masks, np.empty((d, h), dtype=dtype)),
+                _transposed(x, g, masks))
+            out = np.full((n, wide.shape[1]), np.nan, dtype=dtype)  # wider than W: left alone past h
+            _forward_into(x, W, b, masks, out)
+            np.testing.assert_array_equal(out[:, :h], _forward(x, W, b, masks))
+            assert np.isnan(out[:, h:]).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)

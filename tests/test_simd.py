@@ -17,6 +17,7 @@ from kernels.simd import (
     VECTOR_BYTES,
     lanes,
     vadd,
+    vector_rows,
     vfma,
     vload,
     vload_part,
@@ -164,3 +165,19 @@ def test_an_empty_batch_gives_empty_and_zero_results(dtype):
     assert dx.shape == (0, 5)
     np.testing.assert_array_equal(dW, np.zeros((5, 3), dtype=dtype))
     np.testing.assert_array_equal(db, np.zeros(3, dtype=dtype))
+
+
+@jit
+def _vector_rows(n, h, like):
+    return vector_rows(n, h, like)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_vector_rows_are_whole_vectors_wide_and_aligned(dtype):
+    like = np.zeros(1, dtype=dtype)
+    step = lanes(like)
+    for n, h in ((0, 5), (1, 1), (3, step), (7, step + 1), (100, 50)):
+        for a in (_vector_rows(n, h, like), vector_rows(n, h, like)):
+            assert a.dtype == dtype and a.flags.c_contiguous
+            assert a.shape == (n, -(-h // step) * step)
+            assert n == 0 or a.ctypes.data % VECTOR_BYTES == 0  # NumPy: no address when empty
