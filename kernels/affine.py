@@ -24,6 +24,7 @@ from numba import prange
 from kernels._jit import jit
 from kernels.nonzeros import (
     SPARSE_BELOW,
+    WORD,
     block_row_indices,
     column_block,
     column_words,
@@ -32,6 +33,7 @@ from kernels.nonzeros import (
     union_counts,
     union_list,
     word_count,
+    words_transposed,
 )
 from kernels.simd import lanes, vfma, vload_part, vstore_part
 
@@ -160,6 +162,20 @@ def column_task(ch, x, cw, g, out):
     rows = np.empty(n, dtype=np.int64)
     zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
     for k0 in range(min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), BLOCK):
+        column_block(x, k0, cw, g, out, words, rows, zero)
+
+
+@jit(inline="always")
+def word_task(kw, x, rw, cw, g, out):
+    """Rows 64 kw .. 64 kw + 63 of out = x^T g (those that exist), from word kw of x's row masks
+    (rw, see nonzeros.words_transposed): first their column masks into cw[:, 64 kw ..], then the
+    column blocks, each row of out summed over the samples in order."""
+    n, d = x.shape
+    words = np.empty((BLOCK, word_count(n)), dtype=np.uint64)
+    rows = np.empty(n, dtype=np.int64)
+    zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
+    words_transposed(rw, kw, cw)
+    for k0 in range(WORD * kw, min(WORD * (kw + 1), d), BLOCK):
         column_block(x, k0, cw, g, out, words, rows, zero)
 
 

@@ -142,6 +142,49 @@ def column_words(x, w, cw):
 
 
 @jit
+def _transpose64(a):
+    """Transpose the 64 x 64 bit matrix a (64,) uint64 in place: bit j of a[i] goes to bit i of
+    a[j]. Six rounds, halving the block size: the upper s bits of each 2s-bit group of a[i] change
+    places with the lower s bits of a[i + s], for the rows i with bit s clear. The pairs of a round
+    are independent, and the loops vectorise: over runs of s rows for the coarse rounds, over rows
+    2 s apart for the fine ones (LLVM's interleaved loads; 100 ns a transpose against 180 ns with
+    the runs for every round)."""
+    s = 32
+    m = np.uint64(0x00000000FFFFFFFF)
+    while s > 0:
+        shift = np.uint64(s)
+        if s >= 8:
+            for base in range(0, WORD, 2 * s):
+                for i in range(base, base + s):
+                    t = ((a[i] >> shift) ^ a[i + s]) & m
+                    a[i] ^= t << shift
+                    a[i + s] ^= t
+        else:
+            for off in range(s):
+                for i in range(off, WORD, 2 * s):
+                    t = ((a[i] >> shift) ^ a[i + s]) & m
+                    a[i] ^= t << shift
+                    a[i + s] ^= t
+        s //= 2
+        m ^= m << np.uint64(s)
+
+
+@jit
+def words_transposed(rw, kw, cw):
+    """cw[:, 64 kw .. 64 kw + 63] (the columns there are) as column_words gives them, from word kw
+    of x's row masks: rw[kw, r] = row_words' word kw of row r, zero past the last row, 64 rows a
+    64 x 64 bit transpose, done in place in rw. The row words come out of x @ W1 (see
+    affine.row_block), so this reads 512 bytes a transpose where column_words reads x again."""
+    c0 = WORD * kw
+    width = min(WORD, cw.shape[1] - c0)
+    for w in range(cw.shape[0]):
+        a = rw[kw, WORD * w:WORD * (w + 1)]
+        _transpose64(a)
+        for j in range(width):
+            cw[w, c0 + j] = a[j]
+
+
+@jit
 def union_counts(words, count):
     """(set bits of the union of words[:count], the same summed over the unions of the pairs
     words[0:2], words[2:4], ... that masked_sums goes over)."""

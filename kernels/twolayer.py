@@ -13,16 +13,16 @@ Phase 1, parallel over blocks of eight samples. a1 = x W1 + b1 goes over the non
 blocks all eight rows over their union, in registers (see `nonzeros` and `simd`); both ways give
 the same numbers. sigmoid and softmax use `vexp`, which vectorises. Then the logits, and per mode
 the probabilities, the row's loss, or the deltas dy = dL/da2 (with the 1/N of the mean) and da1 =
-(dy W2^T) * z * (1 - z). Blocks share nothing. For the gradient the same loop has one item more per
-64 samples, ahead of the blocks: the masks of where each column of x is non-zero
-(`nonzeros.column_words`). Small and odd items go first, so that the even blocks at the end balance
-the threads.
+(dy W2^T) * z * (1 - z). Blocks share nothing but the masks of x's rows that x W1 went over, which
+each block leaves in its own places of `rw` for phase 2.
 
-Phase 2 (gradient only), parallel over NCHUNK ranges of input index and one more task.
-dW1[i] = sum_r x[r, i] da1[r] over the samples where x[r, i] != 0, in ascending r whatever the
-range (`nonzeros.column_block`: eight inputs at a time, in pairs over their non-zeros or the eight
-over their union). The first task sums db1, dW2 = z^T dy and db2 over r in order. No per-thread
-partial sums, nothing added up afterwards.
+Phase 2 (gradient only), parallel over the inputs 64 at a time and one more task. A task of 64
+inputs first turns the row masks into column masks, where each input is non-zero
+(`nonzeros.words_transposed`: 64 x 64 bit transposes of what phase 1 left, instead of reading x
+again). Then dW1[i] = sum_r x[r, i] da1[r] over the samples where x[r, i] != 0, in ascending r
+(`nonzeros.column_block`: eight inputs at a time, in pairs over their non-zeros or the eight over
+their union). The first task sums db1, dW2 = z^T dy and db2 over r in order. No per-thread partial
+sums, nothing added up afterwards.
 
 The loss is the in-order sum of the per-row losses. `hidden_block` and `logits_row` are the pieces
 the numerical-gradient kernel builds its cache with.
@@ -37,15 +37,14 @@ from kernels._jit import jit
 from kernels.activation import sigmoid_pair
 from kernels.affine import (
     BLOCK,
-    NCHUNK,
     PARALLEL_MIN_ROWS,
     block_product,
-    column_task,
     row_block,
     row_scratch,
     transpose,
+    word_task,
 )
-from kernels.nonzeros import column_block_product, column_words, word_count
+from kernels.nonzeros import WORD, column_block_product, word_count
 from kernels.simd import vector_rows
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, sum_squared_row, sum_squared_row_grad
 from kernels.vexp import vexp
@@ -63,6 +62,7 @@ def hidden_block(x, r0, W1, b1, a1, z, zc):
     for r in range(r0, min(r0 + BLOCK, x.shape[0])):
         for j in range(W1.shape[1]):
             z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
+    return words
 
 
 @jit
@@ -121,22 +121,21 @@ _DELTAS = 2
 
 
 @jit
-def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cw, z, zc, a2, e, rows, da1):
+def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, rw, z, zc, a2, e, rows, da1):
     """Phase 1 for rows 8 blk .. 8 blk + 7: the hidden layer over the non-zeros of x (see
     affine.row_block), the logits and (for the gradient) dy W2^T as block products, and per mode
-    the rest (see the module doc). For the gradient the first items are the rows of cw, the
-    column masks of x for phase 2 (see nonzeros.column_words), and blk counts past them."""
+    the rest (see the module doc). For the gradient the block's row masks of x go to rw[:, rows]
+    (the layout nonzeros.words_transposed takes)."""
     n = x.shape[0]
-    if blk < cw.shape[0]:
-        column_words(x, blk, cw)
-        return
-    blk -= cw.shape[0]
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
     r0 = BLOCK * blk
     r1 = min(r0 + BLOCK, n)
-    hidden_block(x, r0, W1, b1, da1, z, zc)  # a1 is not kept: da1 holds it until dy W2^T
+    words = hidden_block(x, r0, W1, b1, da1, z, zc)  # a1 is not kept: da1 holds it until dy W2^T
+    for w in range(rw.shape[0]):  # x's row masks, for phase 2's column masks
+        for r in range(r0, min(r1, rw.shape[1])):
+            rw[w, r] = words[r - r0, w]
     every = np.arange(max(h, c), dtype=np.int64)  # z and dy are dense: every column is used
     block_product(z, r0, every, h, W2, b2, a2)
     for r in range(r0, r1):
@@ -156,8 +155,8 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, cw, z, zc, 
 
 
 @jit
-def _phase2_task(ch, x, cw, z, dy, da1, dW1, db1, dW2, db2):
-    """Task ch of phase 2: db1, dW2 and db2 (ch == 0), or rows of dW1 for column task ch - 1."""
+def _phase2_task(ch, x, rw, cw, z, dy, da1, dW1, db1, dW2, db2):
+    """Task ch of phase 2: db1, dW2 and db2 (ch == 0), or rows 64 (ch - 1) .. 64 ch - 1 of dW1."""
     n, h = z.shape
     c = dy.shape[1]
     if ch == 0:
@@ -170,19 +169,19 @@ def _phase2_task(ch, x, cw, z, dy, da1, dW1, db1, dW2, db2):
             for k in range(c):
                 db2[k] += dy[r, k]
         return
-    column_task(ch - 1, x, cw, da1, dW1)
+    word_task(ch - 1, x, rw, cw, da1, dW1)
 
 
 @jit
 def _phase1_arrays(x, W1, W2, mode):
-    """Phase 1's outputs, allocated: (cw, z, zc, a2, e, rows, da1). da1 holds a1 first (see
+    """Phase 1's outputs, allocated: (rw, z, zc, a2, e, rows, da1). da1 holds a1 first (see
     hidden_block), then dL/da1; its rows are whole vectors wide and aligned (simd.vector_rows),
     because phase 2 loads them once per non-zero of x."""
     n, d = x.shape
     h = W1.shape[1]
     c = W2.shape[1]
     dt = W1.dtype
-    return (np.empty((word_count(n) if mode == _DELTAS else 0, d), dtype=np.uint64),
+    return (np.zeros((word_count(d), WORD * word_count(n) if mode == _DELTAS else 0), dtype=np.uint64),
             np.empty((n, h), dtype=dt), np.empty((n, h), dtype=dt), np.empty((n, c), dtype=dt),
             np.empty((n, c), dtype=dt), np.empty(n if mode == _LOSS else 0, dtype=dt),
             vector_rows(n, h, W1))
@@ -200,18 +199,18 @@ def two_layer_predict(x, W1, b1, W2, b2):
     """Softmax class probabilities (N, C) of the two-layer net."""
     n = x.shape[0]
     dt = W1.dtype
-    cw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
+    rw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
     W2T = W2  # read by the gradient only
     t = np.zeros(0, dtype=np.int64)
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), cw, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), cw, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1)
     return e
 
 
@@ -220,17 +219,17 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     """Exact mean loss (softmax cross-entropy, or sum of squares) of the net on (x, t), a scalar of the params dtype."""
     n = x.shape[0]
     dt = W1.dtype
-    cw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
+    rw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
     W2T = W2  # read by the gradient only
     blocks = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), cw, z, zc, a2, e, rows, da1)
+                        dt.type(1), rw, z, zc, a2, e, rows, da1)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), cw, z, zc, a2, e, rows, da1)
+                        dt.type(1), rw, z, zc, a2, e, rows, da1)
     total = dt.type(0)
     for r in range(n):  # in order: the same sum for any thread count
         total += rows[r]
@@ -245,25 +244,27 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     c = W2.shape[1]
     dt = W1.dtype
     inv_n = dt.type(1) / dt.type(n)
-    cw, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
+    rw, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
     W2T = transpose(W2)
-    items = cw.shape[0] + (n + BLOCK - 1) // BLOCK  # the rows of column masks, then the blocks
+    items = (n + BLOCK - 1) // BLOCK
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
         for blk in range(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, cw, z, zc, a2, dy, rows, da1)
+                          inv_n, rw, z, zc, a2, dy, rows, da1)
     else:
         for blk in prange(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, cw, z, zc, a2, dy, rows, da1)
+                          inv_n, rw, z, zc, a2, dy, rows, da1)
+    cw = np.empty((word_count(n), d), dtype=np.uint64)
+    tasks = 1 + word_count(d)
     dW1 = np.empty((d, h), dtype=dt)
     db1 = np.zeros(h, dtype=dt)
     dW2 = np.zeros((h, c), dtype=dt)
     db2 = np.zeros(c, dtype=dt)
     if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
-        for ch in range(NCHUNK + 1):
-            _phase2_task(np.int64(ch), x, cw, z, dy, da1, dW1, db1, dW2, db2)
+        for ch in range(tasks):
+            _phase2_task(np.int64(ch), x, rw, cw, z, dy, da1, dW1, db1, dW2, db2)
     else:
-        for ch in prange(NCHUNK + 1):
-            _phase2_task(np.int64(ch), x, cw, z, dy, da1, dW1, db1, dW2, db2)
+        for ch in prange(tasks):
+            _phase2_task(np.int64(ch), x, rw, cw, z, dy, da1, dW1, db1, dW2, db2)
     return dW1, db1, dW2, db2

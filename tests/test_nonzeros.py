@@ -93,6 +93,31 @@ def test_row_and_column_words_mark_exactly_the_non_zeros(shape, dtype):
     nz = x != 0
     np.testing.assert_array_equal(_all_row_words(x), _packed_rows(nz))
     np.testing.assert_array_equal(_all_column_words(x), _packed_rows(nz.T).T)
+    np.testing.assert_array_equal(_column_words_from_rows(_all_row_words(x), shape[0], shape[1]),
+                                  _packed_rows(nz.T).T)
+
+
+@jit
+def _column_words_from_rows(row_words, n, d):
+    """The column words by transposing the row words, laid out as the fused gradient lays them."""
+    rw = np.zeros((row_words.shape[1], nonzeros.WORD * nonzeros.word_count(n)), dtype=np.uint64)
+    for r in range(n):
+        for w in range(row_words.shape[1]):
+            rw[w, r] = row_words[r, w]
+    cw = np.empty((nonzeros.word_count(n), d), dtype=np.uint64)
+    for kw in range(rw.shape[0]):
+        nonzeros.words_transposed(rw, kw, cw)
+    return cw
+
+
+def test_transpose64_moves_every_bit_to_its_mirror_place():
+    rng = np.random.default_rng(5)
+    for density in (0.0, 0.03, 0.5, 1.0):
+        bits = rng.random((64, 64)) < density  # bits[i, j]: bit j of word i
+        a = (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+        nonzeros._transpose64(a)
+        got = (a[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
+        np.testing.assert_array_equal(got.astype(bool), bits.T)
 
 
 def _forward(x, W, b, masks):
