@@ -185,6 +185,75 @@ def _fma(typingctx, s, v, acc):
     return acc(s, v, acc), codegen
 
 
+def _masked_load(builder, pointer, value_type, mask, align):
+    fn = _declare(builder, "llvm.masked.load", [value_type, pointer.type],
+                  ir.FunctionType(value_type, [pointer.type, ir.IntType(32), mask.type, value_type]))
+    return builder.call(fn, [pointer, ir.Constant(ir.IntType(32), align), mask, ir.Constant(value_type, None)])
+
+
+def _masked_store(builder, value, pointer, mask, align):
+    fn = _declare(builder, "llvm.masked.store", [value.type, pointer.type],
+                  ir.FunctionType(ir.VoidType(), [value.type, pointer.type, ir.IntType(32), mask.type]))
+    builder.call(fn, [value, pointer, ir.Constant(ir.IntType(32), align), mask])
+
+
+def _transposed(builder, rows, lanes):
+    """The lanes x lanes tile rows (vectors) transposed: log2(lanes) rounds of two-vector
+    shuffles, each swapping the off-diagonal s x s blocks of every 2s x 2s block."""
+    rows = list(rows)
+    s = 1
+    while s < lanes:
+        low = [l if l & s == 0 else lanes + l - s for l in range(lanes)]
+        high = [l + s if l & s == 0 else lanes + l for l in range(lanes)]
+        for i in range(lanes):
+            if i & s == 0:
+                u, v = rows[i], rows[i + s]
+                rows[i] = builder.shuffle_vector(u, v, ir.Constant(ir.VectorType(ir.IntType(32), lanes), low))
+                rows[i + s] = builder.shuffle_vector(u, v, ir.Constant(ir.VectorType(ir.IntType(32), lanes), high))
+        s *= 2
+    return rows
+
+
+@intrinsic
+def _transpose_tile(typingctx, a, r0, c0, out):
+    vector = _vector_of(a)
+    if not isinstance(out, types.Array) or out.dtype != a.dtype or a.ndim != 2 or out.ndim != 2:
+        return None
+
+    def codegen(context, builder, signature, args):
+        a_type, r_type, c_type, out_type = signature.args
+        lanes = vector.lanes
+        i64 = ir.IntType(64)
+        src = context.make_array(a_type)(context, builder, args[0])
+        dst = context.make_array(out_type)(context, builder, args[3])
+        n_rows, n_cols = cgutils.unpack_tuple(builder, src.shape, 2)
+        r0 = context.cast(builder, args[1], r_type, types.intp)
+        c0 = context.cast(builder, args[2], c_type, types.intp)
+        value_type = context.get_value_type(vector)
+        align = _align(vector)
+        load_mask = _lane_mask(context, builder, vector, builder.sub(n_cols, c0), types.intp)
+        last = builder.sub(n_rows, ir.Constant(i64, 1))
+        tile = []
+        for q in range(lanes):  # rows past the end read the last row again; their lanes are not stored
+            r = builder.add(r0, ir.Constant(i64, q))
+            r = builder.select(builder.icmp_signed("<", r, n_rows), r, last)
+            p = cgutils.get_item_pointer(context, builder, a_type, src, [r, c0], wraparound=False)
+            tile.append(_masked_load(builder, builder.bitcast(p, value_type.as_pointer()), value_type,
+                                     load_mask, align))
+        out_rows, out_cols = cgutils.unpack_tuple(builder, dst.shape, 2)
+        width = builder.select(builder.icmp_signed("<", n_rows, out_cols), n_rows, out_cols)
+        store_mask = _lane_mask(context, builder, vector, builder.sub(width, r0), types.intp)
+        height = builder.select(builder.icmp_signed("<", n_cols, out_rows), n_cols, out_rows)
+        for q, row in enumerate(_transposed(builder, tile, lanes)):
+            j = builder.add(c0, ir.Constant(i64, q))
+            with builder.if_then(builder.icmp_signed("<", j, height)):
+                p = cgutils.get_item_pointer(context, builder, out_type, dst, [j, r0], wraparound=False)
+                _masked_store(builder, row, builder.bitcast(p, value_type.as_pointer()), store_mask, align)
+        return context.get_dummy_value()
+
+    return types.void(a, r0, c0, out), codegen
+
+
 @intrinsic
 def _add(typingctx, u, v):
     if not isinstance(u, Vector) or v != u:
@@ -298,6 +367,16 @@ def vector_rows(n, h, like):
     return buf[off:off + n * width].reshape((n, width))
 
 
+def transpose_tile(a, r0, c0, out):
+    """out[c0 + q, r0 : r0 + L] = a[r0 : r0 + L, c0 + q] for q < L (L = lanes(a)), within both
+    arrays' bounds: an L x L tile of a, transposed in registers (loads, log2(L) rounds of
+    shuffles, stores; nothing else of out is written)."""
+    step = lanes(a)
+    r1 = min(r0 + step, a.shape[0], out.shape[1])
+    c1 = min(c0 + step, a.shape[1], out.shape[0])
+    out[c0:c1, r0:r1] = a[r0:r1, c0:c1].T
+
+
 @overload(lanes)
 def _lanes_overload(a):
     return lambda a: _lanes(a)
@@ -341,3 +420,8 @@ def _nonzero_bits_overload(v):
 @overload(vadd)
 def _vadd_overload(u, v):
     return lambda u, v: _add(u, v)
+
+
+@overload(transpose_tile)
+def _transpose_tile_overload(a, r0, c0, out):
+    return lambda a, r0, c0, out: _transpose_tile(a, r0, c0, out)

@@ -16,6 +16,7 @@ from kernels._jit import jit
 from kernels.simd import (
     VECTOR_BYTES,
     lanes,
+    transpose_tile,
     vadd,
     vector_rows,
     vfma,
@@ -181,3 +182,41 @@ def test_vector_rows_are_whole_vectors_wide_and_aligned(dtype):
             assert a.dtype == dtype and a.flags.c_contiguous
             assert a.shape == (n, -(-h // step) * step)
             assert n == 0 or a.ctypes.data % VECTOR_BYTES == 0  # NumPy: no address when empty
+
+
+@jit
+def _tiled_transpose(a):
+    out = np.full((a.shape[1], a.shape[0]), np.nan, dtype=a.dtype)
+    step = lanes(a)
+    for r0 in range(0, a.shape[0], step):
+        for c0 in range(0, a.shape[1], step):
+            transpose_tile(a, r0, c0, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_transpose_tile_moves_every_element_and_writes_nothing_past_the_ends(dtype):
+    rng = np.random.default_rng(11)
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    for shape in ((1, 1), (step, step), (step - 1, step + 1), (2 * step + 3, 5), (3, 2 * step + 1), (784, 50)):
+        a = rng.standard_normal(shape).astype(dtype)
+        np.testing.assert_array_equal(_tiled_transpose(a), a.T)  # NaN left anywhere would show
+        np.testing.assert_array_equal(affine.transpose(a), a.T)
+    # one tile into a larger array: only its own square changes
+    a = rng.standard_normal((step + 2, step + 2)).astype(dtype)
+    out = np.zeros((step + 5, step + 5), dtype=dtype)
+    _one_tile(a, step, 1, out)
+    want = np.zeros_like(out)
+    want[1:step + 1, step:step + 2] = a[step:, 1:step + 1].T
+    np.testing.assert_array_equal(out, want)
+    # a tile that overhangs a's last column (and out's last column) writes what exists only
+    out = np.zeros((step + 5, step + 1), dtype=dtype)
+    _one_tile(a, 0, 3, out)
+    want = np.zeros_like(out)
+    want[3:step + 2, :step] = a[:step, 3:].T
+    np.testing.assert_array_equal(out, want)
+
+
+@jit
+def _one_tile(a, r0, c0, out):
+    transpose_tile(a, r0, c0, out)
