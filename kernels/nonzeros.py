@@ -6,7 +6,10 @@ marks the non-zeros of x (N, D) twice, once along each axis:
 - row words: bit b of `words[q, w]` is set where x[r, 64 w + b] != 0 (`row_words`);
 - column words: bit b of `cw[w, k]` is set where x[64 w + b, k] != 0 (`column_words`, one row
   of words at a time: 64 whole rows of x, read along their length. Marking a range of columns
-  instead, 100 rows by 56 columns at a time, took 12 times as long.)
+  instead, 100 rows by 56 columns at a time, took 12 times as long.) Where the row words are at
+  hand already, as in backprop after x @ W1, `words_transposed` makes the column words from them
+  instead: a 64 x 64 block of bits is one transpose in registers, and x is not read again
+  (batch 100: 5 us against 8.5-11 us; batch 1000: 38 us against 100 us).
 
 and sums over the set bits, lowest first, with one rounding per term (`vfma`):
 
