@@ -55,7 +55,9 @@ def hidden_block(x, r0, W1, b1, a1, z, zc):
     """Rows r0 .. r0 + 7 (those that exist) of a1 = x W1 + b1 over the non-zeros of x (see
     affine.row_block), z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1). a1 must not share memory
     with z or zc: LLVM vectorises the sigmoid loop behind a run-time check that they do not overlap,
-    and with a1 = z it ran one element at a time (batch 100, float64: 36 us against 7.5 us)."""
+    and with a1 = z it ran one element at a time (batch 100, float64: 36 us against 7.5 us).
+    Returns the row masks of x that the product went over (row_scratch's words: row r0 + q in
+    words[q], see nonzeros.row_words)."""
     words, cols = row_scratch(x)
     row_block(x, r0, W1, b1, a1, words, cols)
     one = W1.dtype.type(1)
