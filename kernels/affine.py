@@ -156,30 +156,33 @@ def column_tasks(d):
 
 
 @jit(inline="always")
-def column_task(ch, x, cw, g, out):
-    """Rows of out = x^T g for the column blocks of task ch (see column_tasks), from the column
-    masks cw of x (see nonzeros.column_words), each summed over the samples in order."""
-    n, d = x.shape
-    per = column_tasks(d)
+def column_range(x, k_lo, k_hi, cw, g, out):
+    """Rows k_lo .. k_hi - 1 of out = x^T g (k_lo a multiple of 8), from the column masks cw of x
+    (see nonzeros.column_words), eight at a time (nonzeros.column_block), each row summed over the
+    samples in order."""
+    n = x.shape[0]
     words = np.empty((BLOCK, word_count(n)), dtype=np.uint64)
     rows = np.empty(n, dtype=np.int64)
     zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
-    for k0 in range(min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), BLOCK):
+    for k0 in range(k_lo, k_hi, BLOCK):
         column_block(x, k0, cw, g, out, words, rows, zero)
+
+
+@jit(inline="always")
+def column_task(ch, x, cw, g, out):
+    """Rows of out = x^T g for the column blocks of task ch (see column_tasks and column_range)."""
+    d = x.shape[1]
+    per = column_tasks(d)
+    column_range(x, min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), cw, g, out)
 
 
 @jit(inline="always")
 def word_task(kw, x, rw, cw, g, out):
     """Rows 64 kw .. 64 kw + 63 of out = x^T g (those that exist), from word kw of x's row masks
-    (rw, see nonzeros.words_transposed): first their column masks into cw[:, 64 kw ..], then the
-    column blocks, each row of out summed over the samples in order."""
-    n, d = x.shape
-    words = np.empty((BLOCK, word_count(n)), dtype=np.uint64)
-    rows = np.empty(n, dtype=np.int64)
-    zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
+    (rw, see nonzeros.words_transposed): first their column masks into cw[:, 64 kw ..], then
+    column_range over them."""
     words_transposed(rw, kw, cw)
-    for k0 in range(WORD * kw, min(WORD * (kw + 1), d), BLOCK):
-        column_block(x, k0, cw, g, out, words, rows, zero)
+    column_range(x, WORD * kw, min(WORD * (kw + 1), x.shape[1]), cw, g, out)
 
 
 @jit
