@@ -111,6 +111,18 @@ def _align(vector):
     return vector.dtype.bitwidth // 8
 
 
+def _masked_load(builder, pointer, value_type, mask, align):
+    fn = _declare(builder, "llvm.masked.load", [value_type, pointer.type],
+                  ir.FunctionType(value_type, [pointer.type, ir.IntType(32), mask.type, value_type]))
+    return builder.call(fn, [pointer, ir.Constant(ir.IntType(32), align), mask, ir.Constant(value_type, None)])
+
+
+def _masked_store(builder, value, pointer, mask, align):
+    fn = _declare(builder, "llvm.masked.store", [value.type, pointer.type],
+                  ir.FunctionType(ir.VoidType(), [value.type, pointer.type, ir.IntType(32), mask.type]))
+    builder.call(fn, [value, pointer, ir.Constant(ir.IntType(32), align), mask])
+
+
 @intrinsic
 def _load(typingctx, a, r, c):
     vector = _vector_of(a)
@@ -127,13 +139,8 @@ def _load_part(typingctx, a, r, c, n):
 
     def codegen(context, builder, signature, args):
         pointer = _pointer(context, builder, signature, args, vector)
-        value_type = context.get_value_type(vector)
         mask = _lane_mask(context, builder, vector, args[3], signature.args[3])
-        fn = _declare(
-            builder, "llvm.masked.load", [value_type, pointer.type],
-            ir.FunctionType(value_type, [pointer.type, ir.IntType(32), mask.type, value_type]))
-        return builder.call(fn, [pointer, ir.Constant(ir.IntType(32), _align(vector)), mask,
-                                 ir.Constant(value_type, None)])
+        return _masked_load(builder, pointer, context.get_value_type(vector), mask, _align(vector))
 
     return vector(a, r, c, n), codegen
 
@@ -160,10 +167,7 @@ def _store_part(typingctx, a, r, c, v, n):
     def codegen(context, builder, signature, args):
         pointer = _pointer(context, builder, signature, args, vector)
         mask = _lane_mask(context, builder, vector, args[4], signature.args[4])
-        fn = _declare(
-            builder, "llvm.masked.store", [args[3].type, pointer.type],
-            ir.FunctionType(ir.VoidType(), [args[3].type, pointer.type, ir.IntType(32), mask.type]))
-        builder.call(fn, [args[3], pointer, ir.Constant(ir.IntType(32), _align(vector)), mask])
+        _masked_store(builder, args[3], pointer, mask, _align(vector))
         return context.get_dummy_value()
 
     return types.void(a, r, c, v, n), codegen
@@ -183,18 +187,6 @@ def _fma(typingctx, s, v, acc):
         return builder.call(fn, [splat, args[1], args[2]])
 
     return acc(s, v, acc), codegen
-
-
-def _masked_load(builder, pointer, value_type, mask, align):
-    fn = _declare(builder, "llvm.masked.load", [value_type, pointer.type],
-                  ir.FunctionType(value_type, [pointer.type, ir.IntType(32), mask.type, value_type]))
-    return builder.call(fn, [pointer, ir.Constant(ir.IntType(32), align), mask, ir.Constant(value_type, None)])
-
-
-def _masked_store(builder, value, pointer, mask, align):
-    fn = _declare(builder, "llvm.masked.store", [value.type, pointer.type],
-                  ir.FunctionType(ir.VoidType(), [value.type, pointer.type, ir.IntType(32), mask.type]))
-    builder.call(fn, [value, pointer, ir.Constant(ir.IntType(32), align), mask])
 
 
 def _transposed(builder, rows, lanes):
