@@ -7,13 +7,16 @@ eight rows by one vector of outputs held in registers (`block_product`: each vec
 loaded, serves eight rows, but the zeros inside the union are multiplied too). On MNIST (81% zeros;
 a block of eight uses 46% of the columns) the pairs run; dense input takes the block. Both sum from
 b in ascending column, one FMA a term, so the choice changes speed, not results. dW = x^T dout goes
-the same way over blocks of eight columns of x (`nonzeros.column_block`). No BLAS is called, so no
-BLAS thread pool competes with numba's threads.
+the same way over blocks of eight columns of x (`nonzeros.column_block`), and over all of x's rows
+without looking at masks where x has no zeros. dx = dout W^T takes W^T and the row blocks, or for
+a few rows, where transposing W would cost more than the product, dot products with W's rows
+(`simd.row_dots`). No BLAS is called, so no BLAS thread pool competes with numba's threads.
 
 The kernels run in parallel without changing a bit for any thread count: over blocks of rows for
-what each row computes alone (x @ W + b, dx), and over ranges of input index for dW, each row of
-dW summed over the samples in order. The same pieces serve the fused two-layer kernels in
-`twolayer` and the numerical gradient's forward cache in `numgrad`.
+what each row computes alone (x @ W + b, dx; dx for a few rows over ranges of its columns), and
+over ranges of input index for dW, each row of dW summed over the samples in order. The same
+pieces serve the fused two-layer kernels in `twolayer` and the numerical gradient's forward cache
+in `numgrad`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from kernels.nonzeros import (
     SPARSE_BELOW,
     WORD,
     block_row_indices,
+    all_set,
     column_block,
+    column_block_product,
     column_words,
     masked_sums,
     row_words,
@@ -35,7 +40,7 @@ from kernels.nonzeros import (
     word_count,
     words_transposed,
 )
-from kernels.simd import lanes, transpose_tile, vfma, vload_part, vstore_part
+from kernels.simd import dot_rows, lanes, row_dots, transpose_tile, vfma, vload_part, vstore_part
 
 
 # Below this many rows the kernels run on the calling thread: waking numba's workers costs about
@@ -156,24 +161,29 @@ def column_tasks(d):
 
 
 @jit(inline="always")
-def column_range(x, k_lo, k_hi, cw, g, out):
+def column_range(x, k_lo, k_hi, cw, g, out, full):
     """Rows k_lo .. k_hi - 1 of out = x^T g (k_lo a multiple of 8), from the column masks cw of x
     (see nonzeros.column_words), eight at a time (nonzeros.column_block), each row summed over the
-    samples in order."""
+    samples in order. full: x has no zeros (nonzeros.all_set), and every block takes the block
+    product over all the samples without looking at its masks: the same numbers, without 7 us
+    of unions and row lists (10 dense float64 rows by 784: dW in 21 us against 28)."""
     n = x.shape[0]
     words = np.empty((BLOCK, word_count(n)), dtype=np.uint64)
-    rows = np.empty(n, dtype=np.int64)
+    rows = np.arange(n)
     zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
     for k0 in range(k_lo, k_hi, BLOCK):
-        column_block(x, k0, cw, g, out, words, rows, zero)
+        if full:
+            column_block_product(x, k0, rows, n, g, out)
+        else:
+            column_block(x, k0, cw, g, out, words, rows, zero)
 
 
 @jit(inline="always")
-def column_task(ch, x, cw, g, out):
+def column_task(ch, x, cw, g, out, full):
     """Rows of out = x^T g for the column blocks of task ch (see column_tasks and column_range)."""
     d = x.shape[1]
     per = column_tasks(d)
-    column_range(x, min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), cw, g, out)
+    column_range(x, min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), cw, g, out, full)
 
 
 @jit(inline="always")
@@ -182,7 +192,7 @@ def word_task(kw, x, rw, cw, g, out):
     (rw, see nonzeros.words_transposed): first their column masks into cw[:, 64 kw ..], then
     column_range over them."""
     words_transposed(rw, kw, cw)
-    column_range(x, WORD * kw, min(WORD * (kw + 1), x.shape[1]), cw, g, out)
+    column_range(x, WORD * kw, min(WORD * (kw + 1), x.shape[1]), cw, g, out, False)
 
 
 @jit
@@ -208,53 +218,56 @@ def affine_forward(x, W, b):
     return out
 
 
-# Below this many rows affine_backward takes dx as dot products with W's rows instead of
-# transposing W for the block product. Measured here, dx of 784 x 50 on one thread: 11 us
-# against 17 us for one row, 22 us against 17-24 us for two, 33 us against 17-24 us for three.
-DIRECT_DX_ROWS = 2
+# Below this many rows (float64, float32) affine_backward takes dx = dout W^T as dot products with
+# W's rows (simd.row_dots) instead of transposing W for the block product. Measured here, the
+# whole affine_backward on 784 x 50, dense, one thread, dot products against the transpose:
+# float64 25.1 against 31.1 us at 4 rows, 45.3 against 49.3 at 10, 91.6 against 91.8 at 24, 177.8
+# against 169.8 at 48; float32, which takes one row of dout a call where float64 takes two, 16.4
+# against 16.6 us at 2 rows, 22.6 against 20.3 at 4.
+DIRECT_DX_ROWS_FLOAT64 = 24
+DIRECT_DX_ROWS_FLOAT32 = 3
 
 
 @jit
-def _backward_row_direct(r, W, dout, dx):
-    """dx[r] = dout[r] W^T as dot products of W's rows with dout[r] in four partial sums: slower
-    per row than the block product, but for a single row cheaper than transposing W for it."""
-    d, h = W.shape
-    zero = W.dtype.type(0)
-    for i in range(d):
-        s0 = zero
-        s1 = zero
-        s2 = zero
-        s3 = zero
-        j = 0
-        while j + 4 <= h:
-            s0 += W[i, j] * dout[r, j]
-            s1 += W[i, j + 1] * dout[r, j + 1]
-            s2 += W[i, j + 2] * dout[r, j + 2]
-            s3 += W[i, j + 3] * dout[r, j + 3]
-            j += 4
-        while j < h:
-            s0 += W[i, j] * dout[r, j]
-            j += 1
-        dx[r, i] = (s0 + s1) + (s2 + s3)
+def _direct_dx(W, n):
+    return n < (DIRECT_DX_ROWS_FLOAT64 if W.itemsize == 8 else DIRECT_DX_ROWS_FLOAT32)
 
 
 @jit
-def _backward_block(it, x, WT, zero, dout, dx, cw):
+def _dx_range(ch, W, dout, dx):
+    """Columns of dx = dout W^T for the column task ch (see column_tasks), by row_dots: a vector of
+    dx's columns for dot_rows(W) rows of dout at a time, from W's rows without a transpose."""
+    n = dout.shape[0]
+    d = W.shape[0]
+    per = column_tasks(d)
+    step = lanes(W)
+    rows = dot_rows(W)
+    for k0 in range(min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), step):
+        for r in range(0, n, rows):
+            row_dots(W, k0, dout, r, dx)
+
+
+@jit
+def _backward_item(it, x, W, WT, dout, dx, cw):
     """Item it of the first parallel loop: first the rows of x's column masks (see
-    nonzeros.column_words), then dx for the blocks of eight rows (dout W^T, a row block with
-    W^T)."""
+    nonzeros.column_words), then dx = dout W^T: with W^T (WT), a block of eight rows of dout
+    (row_block); without it (WT empty), a column task of dx (_dx_range)."""
     if it < cw.shape[0]:
         column_words(x, it, cw)
         return
+    it -= cw.shape[0]
+    if WT.shape[0] == 0:
+        _dx_range(it, W, dout, dx)
+        return
     words, cols = row_scratch(dout)
-    row_block(dout, BLOCK * (it - cw.shape[0]), WT, zero, dx, words, cols)
+    row_block(dout, BLOCK * it, WT, np.zeros(WT.shape[1], dtype=WT.dtype), dx, words, cols)
 
 
 @jit
-def _backward_task(ch, x, cw, dout, dW, db):
+def _backward_task(ch, x, cw, full, dout, dW, db):
     """dW rows of column task ch, or (ch == NCHUNK) db, summed in row order."""
     if ch < NCHUNK:
-        column_task(ch, x, cw, dout, dW)
+        column_task(ch, x, cw, dout, dW, full)
         return
     for r in range(dout.shape[0]):
         for j in range(dout.shape[1]):
@@ -265,37 +278,35 @@ def _backward_task(ch, x, cw, dout, dW, db):
 def affine_backward(x, W, dout):
     """Gradients of x @ W + b given dout (N, H): dx (N, D), dW (D, H), db (H,).
 
-    dx in parallel over blocks of eight rows; dW over ranges of input index and db in one more
-    task, each summed over rows in order (the same bits for any thread count), over the
-    non-zeros of x (see nonzeros.column_block).
+    dx in parallel over blocks of eight rows with W^T, or for few rows over ranges of its columns
+    from W's rows (see DIRECT_DX_ROWS_FLOAT64); dW over ranges of input index and db in one more
+    task, each summed over rows in order (the same bits for any thread count), over the non-zeros
+    of x (see nonzeros.column_block), or all of x where it has no zeros.
     """
     n, d = x.shape
     h = W.shape[1]
-    blocks = (n + BLOCK - 1) // BLOCK
     dx = np.empty((n, d), dtype=W.dtype)
     nw = word_count(n)
     cw = np.empty((nw, d), dtype=np.uint64)
     dW = np.empty((d, h), dtype=W.dtype)
     db = np.zeros(h, dtype=W.dtype)
-    if n < DIRECT_DX_ROWS:
-        for r in range(n):
-            _backward_row_direct(r, W, dout, dx)
-        for w in range(nw):
-            column_words(x, w, cw)
-        for ch in range(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cw, dout, dW, db)
-        return dx, dW, db
-    WT = transpose(W)
-    zero = np.zeros(d, dtype=W.dtype)
-    # a row costs about what a fused gradient row does, but the transpose of W comes first
-    if n < 4 * PARALLEL_MIN_ROWS:
-        for it in range(blocks + nw):
-            _backward_block(np.int64(it), x, WT, zero, dout, dx, cw)
-        for ch in range(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cw, dout, dW, db)
+    if _direct_dx(W, n):
+        WT = np.empty((0, d), dtype=W.dtype)
+        items = NCHUNK + nw
     else:
-        for it in prange(blocks + nw):
-            _backward_block(np.int64(it), x, WT, zero, dout, dx, cw)
+        WT = transpose(W)
+        items = (n + BLOCK - 1) // BLOCK + nw
+    # a row costs about what a fused gradient row does
+    if n < 4 * PARALLEL_MIN_ROWS:
+        for it in range(items):
+            _backward_item(np.int64(it), x, W, WT, dout, dx, cw)
+        full = all_set(cw, n)
+        for ch in range(NCHUNK + 1):
+            _backward_task(np.int64(ch), x, cw, full, dout, dW, db)
+    else:
+        for it in prange(items):
+            _backward_item(np.int64(it), x, W, WT, dout, dx, cw)
+        full = all_set(cw, n)
         for ch in prange(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cw, dout, dW, db)
+            _backward_task(np.int64(ch), x, cw, full, dout, dW, db)
     return dx, dW, db

@@ -145,6 +145,18 @@ def column_words(x, w, cw):
 
 
 @jit
+def all_set(cw, n):
+    """Whether every bit of the column masks cw of an n-row x is set: x has no zeros."""
+    for w in range(cw.shape[0]):
+        bits = min(WORD, n - WORD * w)
+        full = ~np.uint64(0) >> np.uint64(WORD - bits)
+        for k in range(cw.shape[1]):
+            if cw[w, k] != full:
+                return False
+    return True
+
+
+@jit
 def _transpose64(a):
     """Transpose the 64 x 64 bit matrix a (64,) uint64 in place: bit j of a[i] goes to bit i of
     a[j]. Six rounds, halving the block size: the upper s bits of each 2s-bit group of a[i] change

@@ -172,6 +172,26 @@ def _widths(dtype):
     return sorted({1, step - 1, step + 1, 4 * step, 4 * step + 1, 8 * step, 8 * step + 3, 50})
 
 
+@jit
+def _all_set(x):
+    return nonzeros.all_set(_all_column_words(x), x.shape[0])
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 130])
+def test_all_set_means_no_zeros(n):
+    rng = np.random.default_rng(n)
+    x = rng.random((n, 9)) + 0.5
+    for f in (_all_set, getattr(_all_set, "py_func", _all_set)):
+        assert f(x)
+        if n:
+            y = x.copy()
+            y[n - 1, 8] = 0  # the last bit of the last word
+            assert not f(y)
+            y = x.copy()
+            y[0, 0] = 0
+            assert not f(y)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
 @pytest.mark.parametrize("density", [0.0, 0.15, 0.6, 1.0])
 def test_both_ways_give_the_same_numbers_and_match_numpy(density, dtype):

@@ -15,7 +15,9 @@ from kernels import affine, nonzeros
 from kernels._jit import jit
 from kernels.simd import (
     VECTOR_BYTES,
+    dot_rows,
     lanes,
+    row_dots,
     transpose_tile,
     vadd,
     vector_rows,
@@ -142,6 +144,20 @@ def test_blocked_products_at_every_column_count_around_the_vector_width(n, dtype
         np.testing.assert_allclose(db, g.sum(axis=0, dtype=np.float64), rtol=tol, atol=tol * 10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_dx_by_dot_products_and_by_the_transpose_on_either_side_of_the_switch(dtype):
+    switch = affine.DIRECT_DX_ROWS_FLOAT64 if dtype == np.float64 else affine.DIRECT_DX_ROWS_FLOAT32
+    rng = np.random.default_rng(switch)
+    tol = 16 * np.finfo(dtype).eps
+    W = rng.standard_normal((45, 50)).astype(dtype)
+    for n in sorted({1, switch - 1, switch, switch + 1}):
+        g = rng.standard_normal((n, 50)).astype(dtype)
+        x = rng.random((n, 45)).astype(dtype)
+        dx = affine.affine_backward(x, W, g)[0]
+        scale = np.abs(g).astype(np.float64) @ np.abs(W.T).astype(np.float64)
+        assert (np.abs(dx - g.astype(np.float64) @ W.T.astype(np.float64)) <= tol * scale).all(), n
+
+
 @needs_jit
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
 def test_the_block_product_runs_on_packed_fmas_in_registers(dtype):
@@ -220,3 +236,56 @@ def test_transpose_tile_moves_every_element_and_writes_nothing_past_the_ends(dty
 @jit
 def _one_tile(a, r0, c0, out):
     transpose_tile(a, r0, c0, out)
+
+
+@jit
+def _row_dots_all(W, g, out):
+    step = lanes(W)
+    for k0 in range(0, min(W.shape[0], out.shape[1]), step):
+        for r in range(0, out.shape[0], dot_rows(W)):
+            row_dots(W, k0, g, r, out)
+
+
+@jit
+def _row_dots_once(W, k0, g, r, out):
+    row_dots(W, k0, g, r, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_row_dots_give_g_times_W_transposed_and_write_nothing_else(dtype):
+    rng = np.random.default_rng(5)
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    assert dot_rows(np.zeros(1, dtype=dtype)) == (2 if step <= 8 else 1)
+    tol = 16 * np.finfo(dtype).eps
+    for d, h, n in ((1, 1, 1), (step, step, 2), (step + 3, step - 1, 3), (2 * step + 1, 50, 5), (784, 50, 10)):
+        W = rng.standard_normal((d, h)).astype(dtype)
+        g = rng.standard_normal((n, h + 3)).astype(dtype)  # g wider than W: its extra columns are not read
+        want = g[:, :h].astype(np.float64) @ W.T.astype(np.float64)
+        scale = np.abs(g[:, :h]).astype(np.float64) @ np.abs(W.T).astype(np.float64)
+        for f in (_row_dots_all, getattr(_row_dots_all, "py_func", _row_dots_all)):
+            out = np.full((n, d), np.nan, dtype=dtype)
+            f(W, g, out)  # any lane left unwritten would stay NaN
+            assert (np.abs(out - want) <= tol * scale).all(), (d, h, n)
+    # one call near the ends: rows of out past n and columns past W's rows stay as they were
+    W = rng.standard_normal((step + 2, 7)).astype(dtype)
+    g = rng.standard_normal((3, 7)).astype(dtype)
+    for f in (_row_dots_once, getattr(_row_dots_once, "py_func", _row_dots_once)):
+        out = np.full((3, step + 5), np.nan, dtype=dtype)
+        f(W, step, g, 2, out)
+        written = np.isfinite(out)
+        want = np.zeros_like(written)
+        want[2, step:step + 2] = True
+        np.testing.assert_array_equal(written, want)
+        np.testing.assert_allclose(out[2, step:step + 2], W[step:] @ g[2], rtol=tol)
+
+
+@needs_jit
+def test_row_dots_and_tile_transposes_are_inlined_into_their_callers():
+    """Either left as a call re-reads the arrays' shapes and pointers every time: 10 float64 rows
+    by 784 x 50 took 24 us so, 19 us inlined; W^T of 784 x 50, 11.6 us against 7.5 us."""
+    W = np.ones((16, 9))
+    for f, args in ((_row_dots_all, (W, W[:2], np.empty((2, 16)))), (affine.transpose, (W,))):
+        fresh = numba.njit(fastmath={"contract", "nsz"}, error_model="numpy")(f.py_func)
+        fresh(*args)
+        calls = [line for line in fresh.inspect_llvm(fresh.signatures[0]).splitlines() if "call " in line]
+        assert not [line for line in calls if "4simd" in line]  # no call into a kernels.simd function
