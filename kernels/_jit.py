@@ -118,3 +118,38 @@ def driver(func):
 
     overload(func, strict=False, jit_options={"fastmath": set(FASTMATH), "error_model": "numpy"})(typer)
     return func
+
+
+def num_threads():
+    """numba's thread count for parallel kernels (numba.get_num_threads), callable from kernels.
+
+    Compiled, it is a call of the threading layer's get_num_threads symbol, as numba's own
+    parallel loops make: numba.get_num_threads inside a kernel reads a ctypes function pointer,
+    which numba cannot cache."""
+    return numba.get_num_threads()
+
+
+def _register_num_threads():
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic, overload
+
+    @intrinsic
+    def _num_threads(typingctx):
+        from numba.np.ufunc.parallel import _launch_threads
+
+        _launch_threads()  # registers the symbol, as any parallel kernel's first compile does
+
+        def codegen(context, builder, signature, args):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(cgutils.intp_t, []),
+                                                "get_num_threads")
+            return builder.call(fn, [])
+
+        return types.intp(), codegen
+
+    @overload(num_threads)
+    def _num_threads_overload():
+        return lambda: _num_threads()
+
+
+_register_num_threads()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels._jit import jit
+from kernels._jit import jit, num_threads
 from kernels.nonzeros import (
     SPARSE_BELOW,
     WORD,
@@ -48,6 +48,15 @@ from kernels.simd import dot_rows, lanes, row_dots, transpose_tile, vfma, vload_
 # were woken), and from 8 rows on two threads win (gradient of 8 rows: 30 us against 41 us). Both
 # loops run the same code in the same order: the same bits either way.
 PARALLEL_MIN_ROWS = 8
+
+
+@jit
+def serial(n, min_rows):
+    """Whether a kernel's loops over n rows run on the calling thread: below min_rows rows waking
+    the workers costs more than the rows, and on one thread (numba.set_num_threads(1)) numba's
+    scheduler still costs about 2 us a parallel loop (two empty loops of 14 items: 4.7 us against
+    1.0 us serial). Both ways run the same code in the same order: the same bits."""
+    return n < min_rows or num_threads() == 1
 
 # Tasks over ranges of input index for dW: enough for load balance on many cores, each a whole
 # number of eight-column blocks.
@@ -209,7 +218,7 @@ def affine_forward(x, W, b):
     out = np.empty((n, W.shape[1]), dtype=W.dtype)
     blocks = (n + BLOCK - 1) // BLOCK
     # a row costs a quarter of a fused gradient row: the workers pay from four times as many rows
-    if n < 4 * PARALLEL_MIN_ROWS:
+    if serial(n, 4 * PARALLEL_MIN_ROWS):
         for blk in range(blocks):
             _forward_block(np.int64(blk), x, W, b, out)
     else:
@@ -297,7 +306,7 @@ def affine_backward(x, W, dout):
         WT = transpose(W)
         items = (n + BLOCK - 1) // BLOCK + nw
     # a row costs about what a fused gradient row does
-    if n < 4 * PARALLEL_MIN_ROWS:
+    if serial(n, 4 * PARALLEL_MIN_ROWS):
         for it in range(items):
             _backward_item(np.int64(it), x, W, WT, dout, dx, cw)
         full = all_set(cw, n)

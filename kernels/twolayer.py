@@ -41,6 +41,7 @@ from kernels.affine import (
     block_product,
     row_block,
     row_scratch,
+    serial,
     transpose,
     word_task,
 )
@@ -205,7 +206,7 @@ def two_layer_predict(x, W1, b1, W2, b2):
     W2T = W2  # read by the gradient only
     t = np.zeros(0, dtype=np.int64)
     blocks = (n + BLOCK - 1) // BLOCK
-    if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
+    if serial(n, PARALLEL_MIN_ROWS):
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
                         np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1)
@@ -224,7 +225,7 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     rw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
     W2T = W2  # read by the gradient only
     blocks = (n + BLOCK - 1) // BLOCK
-    if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
+    if serial(n, PARALLEL_MIN_ROWS):
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
                         dt.type(1), rw, z, zc, a2, e, rows, da1)
@@ -249,7 +250,7 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     rw, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
     W2T = transpose(W2)
     items = (n + BLOCK - 1) // BLOCK
-    if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
+    if serial(n, PARALLEL_MIN_ROWS):
         for blk in range(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
                           inv_n, rw, z, zc, a2, dy, rows, da1)
@@ -263,7 +264,7 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     db1 = np.zeros(h, dtype=dt)
     dW2 = np.zeros((h, c), dtype=dt)
     db2 = np.zeros(c, dtype=dt)
-    if n < PARALLEL_MIN_ROWS:  # waking the workers costs more than these rows
+    if serial(n, PARALLEL_MIN_ROWS):
         for ch in range(tasks):
             _phase2_task(np.int64(ch), x, rw, cw, z, dy, da1, dW1, db1, dW2, db2)
     else:

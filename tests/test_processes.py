@@ -129,3 +129,26 @@ def test_user_choice_of_threading_layer_wins():
     proc = _run("print('OK', numba.threading_layer())", env={"NUMBA_THREADING_LAYER": "workqueue"})
     _ok(proc)
     assert proc.stdout.split()[-1] == "workqueue"
+
+
+@_jit.jit
+def _threads_in_kernel():
+    return _jit.num_threads()
+
+
+def test_kernels_read_the_thread_count_and_stay_cacheable():
+    """affine.serial runs a kernel's loops on the calling thread when numba has one thread: the
+    count is read from inside the kernel, by a call numba can cache (numba.get_num_threads there
+    cannot be)."""
+    import warnings
+
+    import numba
+
+    from fastnet.threads import max_threads, num_threads
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", numba.NumbaWarning)
+        for threads in sorted({1, max_threads()}):
+            with num_threads(threads):
+                assert _threads_in_kernel() == threads == numba.get_num_threads()
+    assert _jit.num_threads() == numba.get_num_threads()
