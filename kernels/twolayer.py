@@ -96,7 +96,11 @@ def _softmax_row(a2, r, e):
     return m, s
 
 
-@jit
+# _row_loss and _row_deltas are inlined by numba: called once per row, as calls they cost
+# reference counting of their arrays on every row (backprop at batch 100, one thread: 165-166 us
+# against 167-169 us; the loss 89.5 against 91.5 us). _softmax_row stays a call: inlined, its
+# vectorised exp trips a pedantic check of numba's parallel lowering (NumbaIRAssumptionWarning).
+@jit(inline="always")
 def _row_loss(a2, e, r, label, loss):
     """The loss of row r from its logits; leaves exp(a2[r] - max) or the softmax in e[r]."""
     m, s = _softmax_row(a2, r, e)
@@ -105,7 +109,7 @@ def _row_loss(a2, e, r, label, loss):
     return (m - a2[r, label]) + np.log(s)
 
 
-@jit
+@jit(inline="always")
 def _row_deltas(a2, e, r, label, loss, inv_n):
     """e[r] = dL/da2[r] of the mean loss (scaled by inv_n = 1/N)."""
     _, s = _softmax_row(a2, r, e)
