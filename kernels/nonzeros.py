@@ -50,7 +50,16 @@ from numba.core import types
 from numba.extending import intrinsic, overload
 
 from kernels._jit import jit
-from kernels.simd import lanes, nonzero_bits, vfma, vload_part, vstore_part, vzero
+from kernels.simd import (
+    lanes,
+    nonzero_bits,
+    quarter_lanes,
+    vfma,
+    vload_part,
+    vload_part_quarter,
+    vstore_part,
+    vzero,
+)
 
 # Bits a mask word holds.
 WORD = 64
@@ -243,10 +252,15 @@ def _masked_sums4(words, count, xs, base, across, along, M, init, out, o0, j0):
     h = min(M.shape[1], out.shape[1])
     step = lanes(M)
     one = np.uint64(1)
-    m0 = _span(h, j0, step)
+    m0 = _span(h, j0 + 0, step)
     m1 = _span(h, j0 + step, step)
     m2 = _span(h, j0 + 2 * step, step)
     m3 = _span(h, j0 + 3 * step, step)
+    tail = -1  # the slot of a short row end that goes in quarter-width vectors, if any
+    if 0 < m3 <= quarter_lanes(M) and j0 + 3 * step + m3 == h:
+        tail = 3
+    tc = j0 + max(tail, 0) * step
+    tn = _span(h, tc, step) if tail >= 0 else 0
     for q in range(0, count, 2):
         p = min(q + 1, count - 1)
         a0 = vload_part(init, 0, j0, m0)
@@ -257,6 +271,8 @@ def _masked_sums4(words, count, xs, base, across, along, M, init, out, o0, j0):
         c1 = a1
         c2 = a2
         c3 = a3
+        e = vload_part_quarter(init, 0, tc, tn)
+        f = e
         sa = base + q * across
         sb = base + p * across
         for w in range(words.shape[1]):
@@ -275,20 +291,31 @@ def _masked_sums4(words, count, xs, base, across, along, M, init, out, o0, j0):
                 v = vload_part(M, i, j0 + 2 * step, m2)
                 a2 = vfma(s, v, a2)
                 c2 = vfma(t, v, c2)
-                v = vload_part(M, i, j0 + 3 * step, m3)
-                a3 = vfma(s, v, a3)
-                c3 = vfma(t, v, c3)
+                if tail != 3:
+                    v = vload_part(M, i, j0 + 3 * step, m3)
+                    a3 = vfma(s, v, a3)
+                    c3 = vfma(t, v, c3)
+                if tail >= 0:
+                    v4 = vload_part_quarter(M, i, tc, tn)
+                    e = vfma(s, v4, e)
+                    f = vfma(t, v4, f)
         o = o0 + q
         vstore_part(out, o, j0, a0, m0)
         vstore_part(out, o, j0 + step, a1, m1)
         vstore_part(out, o, j0 + 2 * step, a2, m2)
-        vstore_part(out, o, j0 + 3 * step, a3, m3)
+        if tail != 3:
+            vstore_part(out, o, j0 + 3 * step, a3, m3)
+        if tail >= 0:
+            vstore_part(out, o, tc, e, tn)
         if p != q:
             o = o0 + p
             vstore_part(out, o, j0, c0, m0)
             vstore_part(out, o, j0 + step, c1, m1)
             vstore_part(out, o, j0 + 2 * step, c2, m2)
-            vstore_part(out, o, j0 + 3 * step, c3, m3)
+            if tail != 3:
+                vstore_part(out, o, j0 + 3 * step, c3, m3)
+            else:
+                vstore_part(out, o, tc, f, tn)
 
 
 @jit
@@ -297,7 +324,7 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
     h = min(M.shape[1], out.shape[1])
     step = lanes(M)
     one = np.uint64(1)
-    m0 = _span(h, j0, step)
+    m0 = _span(h, j0 + 0, step)
     m1 = _span(h, j0 + step, step)
     m2 = _span(h, j0 + 2 * step, step)
     m3 = _span(h, j0 + 3 * step, step)
@@ -305,6 +332,15 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
     m5 = _span(h, j0 + 5 * step, step)
     m6 = _span(h, j0 + 6 * step, step)
     m7 = _span(h, j0 + 7 * step, step)
+    tail = -1  # the slot of a short row end that goes in quarter-width vectors, if any
+    if 0 < m5 <= quarter_lanes(M) and j0 + 5 * step + m5 == h:
+        tail = 5
+    if 0 < m6 <= quarter_lanes(M) and j0 + 6 * step + m6 == h:
+        tail = 6
+    if 0 < m7 <= quarter_lanes(M) and j0 + 7 * step + m7 == h:
+        tail = 7
+    tc = j0 + max(tail, 0) * step
+    tn = _span(h, tc, step) if tail >= 0 else 0
     for q in range(0, count, 2):
         p = min(q + 1, count - 1)
         a0 = vload_part(init, 0, j0, m0)
@@ -323,6 +359,8 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
         c5 = a5
         c6 = a6
         c7 = a7
+        e = vload_part_quarter(init, 0, tc, tn)
+        f = e
         sa = base + q * across
         sb = base + p * across
         for w in range(words.shape[1]):
@@ -347,27 +385,36 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
                 v = vload_part(M, i, j0 + 4 * step, m4)
                 a4 = vfma(s, v, a4)
                 c4 = vfma(t, v, c4)
-                if m5 > 0:
+                if m5 > 0 and tail != 5:
                     v = vload_part(M, i, j0 + 5 * step, m5)
                     a5 = vfma(s, v, a5)
                     c5 = vfma(t, v, c5)
-                if m6 > 0:
+                if m6 > 0 and tail != 6:
                     v = vload_part(M, i, j0 + 6 * step, m6)
                     a6 = vfma(s, v, a6)
                     c6 = vfma(t, v, c6)
-                if m7 > 0:
+                if m7 > 0 and tail != 7:
                     v = vload_part(M, i, j0 + 7 * step, m7)
                     a7 = vfma(s, v, a7)
                     c7 = vfma(t, v, c7)
+                if tail >= 0:
+                    v4 = vload_part_quarter(M, i, tc, tn)
+                    e = vfma(s, v4, e)
+                    f = vfma(t, v4, f)
         o = o0 + q
         vstore_part(out, o, j0, a0, m0)
         vstore_part(out, o, j0 + step, a1, m1)
         vstore_part(out, o, j0 + 2 * step, a2, m2)
         vstore_part(out, o, j0 + 3 * step, a3, m3)
         vstore_part(out, o, j0 + 4 * step, a4, m4)
-        vstore_part(out, o, j0 + 5 * step, a5, m5)
-        vstore_part(out, o, j0 + 6 * step, a6, m6)
-        vstore_part(out, o, j0 + 7 * step, a7, m7)
+        if tail != 5:
+            vstore_part(out, o, j0 + 5 * step, a5, m5)
+        if tail != 6:
+            vstore_part(out, o, j0 + 6 * step, a6, m6)
+        if tail != 7:
+            vstore_part(out, o, j0 + 7 * step, a7, m7)
+        if tail >= 0:
+            vstore_part(out, o, tc, e, tn)
         if p != q:
             o = o0 + p
             vstore_part(out, o, j0, c0, m0)
@@ -375,9 +422,14 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
             vstore_part(out, o, j0 + 2 * step, c2, m2)
             vstore_part(out, o, j0 + 3 * step, c3, m3)
             vstore_part(out, o, j0 + 4 * step, c4, m4)
-            vstore_part(out, o, j0 + 5 * step, c5, m5)
-            vstore_part(out, o, j0 + 6 * step, c6, m6)
-            vstore_part(out, o, j0 + 7 * step, c7, m7)
+            if tail != 5:
+                vstore_part(out, o, j0 + 5 * step, c5, m5)
+            if tail != 6:
+                vstore_part(out, o, j0 + 6 * step, c6, m6)
+            if tail != 7:
+                vstore_part(out, o, j0 + 7 * step, c7, m7)
+            if tail >= 0:
+                vstore_part(out, o, tc, f, tn)
 
 
 @jit(inline="always")
@@ -397,9 +449,17 @@ def masked_sums(words, count, xs, base, across, along, M, init, out, o0):
     The index into xs is unsigned, so no check for a negative index runs per term (x @ W1 at
     batch 100: 65 us against 77 us).
 
+    A short last vector, a quarter of the lanes or fewer (2 of 8 for 50 float64 columns, 2 of 16
+    in float32), goes in quarter-width vectors (simd.vload_part_quarter): its two FMAs a term are
+    16-byte operations instead of 64-byte ones. Backprop at batch 100, one thread, A/B in three
+    rounds: float64 163.6-164.1 us against 165.2-166.2, float32 99.0-102.8 against 102.9-104.1;
+    x @ W1 1-2 us faster.
+
     Tried and left out: one vector for the short ends of both rows of a pair (the two lanes of
     float64 rows of 50, in its lower and upper halves), which saves an FMA a term but costs two
-    shuffles; backprop at batch 100 took 175 us against 168 us (float32: 130 against 105).
+    shuffles; backprop at batch 100 took 175 us against 168 us (float32: 130 against 105). The
+    same in a half-width vector (both rows' ends in its quarters, one FMA a term) took three
+    shuffles a term and gained no more in float64 (backprop 162.9-164.9 us) and less in float32.
     """
     h = min(M.shape[1], out.shape[1])
     step = lanes(M)

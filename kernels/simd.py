@@ -149,6 +149,23 @@ def _load_part(typingctx, a, r, c, n):
     return vector(a, r, c, n), codegen
 
 
+def _quarter_of(array_type):
+    full = _vector_of(array_type)
+    return Vector(full.dtype, full.lanes // 4)
+
+
+@intrinsic
+def _load_part_quarter(typingctx, a, r, c, n):
+    vector = _quarter_of(a)
+
+    def codegen(context, builder, signature, args):
+        pointer = _pointer(context, builder, signature, args, vector)
+        mask = _lane_mask(context, builder, vector, args[3], signature.args[3])
+        return _masked_load(builder, pointer, context.get_value_type(vector), mask, _align(vector))
+
+    return vector(a, r, c, n), codegen
+
+
 @intrinsic
 def _store(typingctx, a, r, c, v):
     vector = _vector_of(a)
@@ -164,9 +181,9 @@ def _store(typingctx, a, r, c, v):
 
 @intrinsic
 def _store_part(typingctx, a, r, c, v, n):
-    vector = _vector_of(a)
-    if v != vector:
+    if not isinstance(v, Vector) or v.dtype != a.dtype or v.lanes > _vector_of(a).lanes:
         return None
+    vector = v
 
     def codegen(context, builder, signature, args):
         pointer = _pointer(context, builder, signature, args, vector)
@@ -410,13 +427,29 @@ def vload_part(a, r, c, n):
     return out
 
 
+def quarter_lanes(a):
+    """Lanes of vload_part_quarter's vectors: a quarter of lanes(a) where vectors are 64 bytes (2
+    float64, 4 float32), 0 where they are narrower (the kernels then keep to whole vectors)."""
+    return lanes(a) // 4 if VECTOR_BYTES == 64 else 0
+
+
+def vload_part_quarter(a, r, c, n):
+    """a[r, c : c + n] in the first n lanes of a quarter-width vector, zeros in the rest
+    (0 <= n <= quarter_lanes(a)): for a row's last few elements, whose FMA then takes one 16-byte
+    operation where a full vector's takes a whole 64-byte one."""
+    out = np.zeros(lanes(a) // 4, dtype=a.dtype)
+    out[:n] = a[r, c:c + n]
+    return out
+
+
 def vstore(a, r, c, v):
     """a[r, c : c + lanes(a)] = v."""
     a[r, c:c + lanes(a)] = v
 
 
 def vstore_part(a, r, c, v, n):
-    """a[r, c : c + n] = the first n lanes of v; the elements after them are not touched."""
+    """a[r, c : c + n] = the first n lanes of v (a vector of lanes(a) lanes or fewer); the
+    elements after them are not touched."""
     a[r, c:c + n] = v[:n]
 
 
@@ -559,3 +592,14 @@ def _row_dots_overload(W, k0, g, r, out):
 def _dot_rows_overload(a):
     count = _dot_rows(_vector_of(a))
     return lambda a: count
+
+
+@overload(quarter_lanes)
+def _quarter_lanes_overload(a):
+    count = _vector_of(a).lanes // 4 if VECTOR_BYTES == 64 else 0
+    return lambda a: count
+
+
+@overload(vload_part_quarter)
+def _vload_part_quarter_overload(a, r, c, n):
+    return lambda a, r, c, n: _load_part_quarter(a, r, c, n)

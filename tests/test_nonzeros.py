@@ -167,9 +167,12 @@ def _transposed_into(x, g, masks, out):
 
 
 def _widths(dtype):
-    """Output widths around the four- and eight-vector passes of masked_sums."""
+    """Output widths around the four- and eight-vector passes of masked_sums, and with a short
+    last vector in each slot that takes quarter-width vectors (a quarter of the lanes or fewer)."""
     step = VECTOR_BYTES // np.dtype(dtype).itemsize
-    return sorted({1, step - 1, step + 1, 4 * step, 4 * step + 1, 8 * step, 8 * step + 3, 50})
+    quarter = max(1, step // 4)
+    ends = {k * step + e for k in (3, 5, 6, 7) for e in (1, quarter, quarter + 1)}
+    return sorted({1, step - 1, step + 1, 4 * step, 4 * step + 1, 8 * step, 8 * step + 3, 50} | ends)
 
 
 @jit

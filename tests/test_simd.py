@@ -17,6 +17,7 @@ from kernels.simd import (
     VECTOR_BYTES,
     dot_rows,
     lanes,
+    quarter_lanes,
     row_dots,
     transpose_tile,
     vadd,
@@ -24,6 +25,7 @@ from kernels.simd import (
     vfma,
     vload,
     vload_part,
+    vload_part_quarter,
     vstore,
     vstore_part,
     vzero,
@@ -289,3 +291,27 @@ def test_row_dots_and_tile_transposes_are_inlined_into_their_callers():
         fresh(*args)
         calls = [line for line in fresh.inspect_llvm(fresh.signatures[0]).splitlines() if "call " in line]
         assert not [line for line in calls if "4simd" in line]  # no call into a kernels.simd function
+
+
+@jit
+def _copy_quarters(a, out, n):
+    """out[r, 1:1+n] = a[r, 1:1+n] through one quarter-width vector per row."""
+    for r in range(a.shape[0]):
+        vstore_part(out, r, 1, vfma(a.dtype.type(2), vload_part_quarter(a, r, 1, n), vload_part_quarter(out, r, 1, n)), n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_quarter_width_loads_and_stores_touch_exactly_n_lanes(dtype):
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    a = np.zeros((1, 1), dtype=dtype)
+    assert quarter_lanes(a) == (step // 4 if VECTOR_BYTES == 64 else 0)
+    rng = np.random.default_rng(3)
+    for n in range(0, step // 4 + 1):
+        a = rng.standard_normal((3, step + 2)).astype(dtype)
+        out = np.full_like(a, 7)
+        for f in (_copy_quarters, getattr(_copy_quarters, "py_func", _copy_quarters)):
+            got = out.copy()
+            f(a, got, n)
+            want = out.copy()
+            want[:, 1:1 + n] = 2 * a[:, 1:1 + n] + 7
+            np.testing.assert_array_equal(got, want)  # nothing past the n lanes, FMA rounds once
