@@ -314,7 +314,9 @@ MAX_NPZ_RATIO = 100
 _NPZ_RATIO_SLACK = 1 << 20
 _NPY_MAX_HEADER = 10000
 _NPY_MAGIC = b"\x93NUMPY"
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError)
+# NotImplementedError: zipfile's answer to a member whose header names a zip version or a
+# compression method it does not know, as a damaged byte there does.
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError, NotImplementedError)
 
 
 def load(path: str | os.PathLike[str]) -> Any:
@@ -362,7 +364,7 @@ def load(path: str | os.PathLike[str]) -> Any:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, zipfile.BadZipFile, NotImplementedError) as exc:
         with contextlib.suppress(OSError):
             with open(path, "rb") as f:
                 if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:

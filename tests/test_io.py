@@ -365,6 +365,23 @@ def test_temporaries_of_killed_saves_do_not_pile_up(tmp_path):
     assert io.load(path).params["W1"].shape == (30, 20)
 
 
+@pytest.mark.parametrize("field, value", [
+    (6, 109),  # the zip version needed to extract: 10.9, which zipfile refuses
+    (10, 99),  # the compression method: one zipfile does not know
+])
+def test_zip_headers_zipfile_cannot_handle_give_a_value_error(tmp_path, field, value):
+    """zipfile raises NotImplementedError for these fields of a central directory entry; load
+    names the file in a ValueError."""
+    path = tmp_path / "p.npz"
+    io.save(make_net(sizes=(5, 3, 2)), path)
+    blob = bytearray(path.read_bytes())
+    at = blob.find(b"PK\x01\x02") + field
+    blob[at:at + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="p.npz"):
+        io.load(path)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_damaged_parameter_files_give_the_net_or_one_value_error(tmp_path, data):
