@@ -137,33 +137,28 @@ def _load(typingctx, a, r, c):
     return vector(a, r, c), codegen
 
 
-@intrinsic
-def _load_part(typingctx, a, r, c, n):
-    vector = _vector_of(a)
+def _part_load(vector):
+    """Codegen of (a, r, c, n) -> the first n lanes of `vector` from a[r, c], zeros after them."""
 
     def codegen(context, builder, signature, args):
         pointer = _pointer(context, builder, signature, args, vector)
         mask = _lane_mask(context, builder, vector, args[3], signature.args[3])
         return _masked_load(builder, pointer, context.get_value_type(vector), mask, _align(vector))
 
-    return vector(a, r, c, n), codegen
+    return codegen
 
 
-def _quarter_of(array_type):
-    full = _vector_of(array_type)
-    return Vector(full.dtype, full.lanes // 4)
+@intrinsic
+def _load_part(typingctx, a, r, c, n):
+    vector = _vector_of(a)
+    return vector(a, r, c, n), _part_load(vector)
 
 
 @intrinsic
 def _load_part_quarter(typingctx, a, r, c, n):
-    vector = _quarter_of(a)
-
-    def codegen(context, builder, signature, args):
-        pointer = _pointer(context, builder, signature, args, vector)
-        mask = _lane_mask(context, builder, vector, args[3], signature.args[3])
-        return _masked_load(builder, pointer, context.get_value_type(vector), mask, _align(vector))
-
-    return vector(a, r, c, n), codegen
+    full = _vector_of(a)
+    vector = Vector(full.dtype, full.lanes // 4)
+    return vector(a, r, c, n), _part_load(vector)
 
 
 @intrinsic
