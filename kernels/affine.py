@@ -28,8 +28,8 @@ from kernels._jit import jit, num_threads
 from kernels.nonzeros import (
     SPARSE_BELOW,
     WORD,
-    block_row_indices,
     all_set,
+    block_row_indices,
     column_block,
     column_block_product,
     column_words,
@@ -57,6 +57,7 @@ def serial(n, min_rows):
     scheduler still costs about 2 us a parallel loop (two empty loops of 14 items: 4.7 us against
     1.0 us serial). Both ways run the same code in the same order: the same bits."""
     return n < min_rows or num_threads() == 1
+
 
 # Tasks over ranges of input index for dW: enough for load balance on many cores, each a whole
 # number of eight-column blocks.
@@ -174,6 +175,13 @@ def column_tasks(d):
     return ((d + BLOCK - 1) // BLOCK + NCHUNK - 1) // NCHUNK
 
 
+@jit
+def column_task_range(ch, d):
+    """(first, end) of the columns, of d, that column task ch takes (see column_tasks)."""
+    per = column_tasks(d)
+    return min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d)
+
+
 @jit(inline="always")
 def column_range(x, k_lo, k_hi, cw, g, out, full):
     """Rows k_lo .. k_hi - 1 of out = x^T g (k_lo a multiple of 8), from the column masks cw of x
@@ -195,9 +203,8 @@ def column_range(x, k_lo, k_hi, cw, g, out, full):
 @jit(inline="always")
 def column_task(ch, x, cw, g, out, full):
     """Rows of out = x^T g for the column blocks of task ch (see column_tasks and column_range)."""
-    d = x.shape[1]
-    per = column_tasks(d)
-    column_range(x, min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), cw, g, out, full)
+    k_lo, k_hi = column_task_range(ch, x.shape[1])
+    column_range(x, k_lo, k_hi, cw, g, out, full)
 
 
 @jit(inline="always")
@@ -252,20 +259,19 @@ def _dx_range(ch, W, dout, dx):
     """Columns of dx = dout W^T for the column task ch (see column_tasks), by row_dots: a vector of
     dx's columns for dot_rows(W) rows of dout at a time, from W's rows without a transpose."""
     n = dout.shape[0]
-    d = W.shape[0]
-    per = column_tasks(d)
+    k_lo, k_hi = column_task_range(ch, W.shape[0])
     step = lanes(W)
     rows = dot_rows(W)
-    for k0 in range(min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d), step):
+    for k0 in range(k_lo, k_hi, step):
         for r in range(0, n, rows):
             row_dots(W, k0, dout, r, dx)
 
 
 @jit
-def _backward_item(it, x, W, WT, dout, dx, cw):
+def _backward_item(it, x, W, WT, zero, dout, dx, cw):
     """Item it of the first parallel loop: first the rows of x's column masks (see
     nonzeros.column_words), then dx = dout W^T: with W^T (WT), a block of eight rows of dout
-    (row_block); without it (WT empty), a column task of dx (_dx_range)."""
+    (row_block, zero the bias); without it (WT empty), a column task of dx (_dx_range)."""
     if it < cw.shape[0]:
         column_words(x, it, cw)
         return
@@ -274,7 +280,7 @@ def _backward_item(it, x, W, WT, dout, dx, cw):
         _dx_range(it, W, dout, dx)
         return
     words, cols = row_scratch(dout)
-    row_block(dout, BLOCK * it, WT, np.zeros(WT.shape[1], dtype=WT.dtype), dx, words, cols)
+    row_block(dout, BLOCK * it, WT, zero, dx, words, cols)
 
 
 @jit
@@ -310,16 +316,17 @@ def affine_backward(x, W, dout):
     else:
         WT = transpose(W)
         items = (n + BLOCK - 1) // BLOCK + nw
+    zero = np.zeros(WT.shape[1], dtype=W.dtype)
     # a row costs about what a fused gradient row does
     if serial(n, 4 * PARALLEL_MIN_ROWS):
         for it in range(items):
-            _backward_item(np.int64(it), x, W, WT, dout, dx, cw)
+            _backward_item(np.int64(it), x, W, WT, zero, dout, dx, cw)
         full = all_set(cw, n)
         for ch in range(NCHUNK + 1):
             _backward_task(np.int64(ch), x, cw, full, dout, dW, db)
     else:
         for it in prange(items):
-            _backward_item(np.int64(it), x, W, WT, dout, dx, cw)
+            _backward_item(np.int64(it), x, W, WT, zero, dout, dx, cw)
         full = all_set(cw, n)
         for ch in prange(NCHUNK + 1):
             _backward_task(np.int64(ch), x, cw, full, dout, dW, db)

@@ -252,12 +252,12 @@ def _masked_sums4(words, count, xs, base, across, along, M, init, out, o0, j0):
     h = min(M.shape[1], out.shape[1])
     step = lanes(M)
     one = np.uint64(1)
-    m0 = _span(h, j0 + 0, step)
+    m0 = _span(h, j0, step)
     m1 = _span(h, j0 + step, step)
     m2 = _span(h, j0 + 2 * step, step)
     m3 = _span(h, j0 + 3 * step, step)
     tail = -1  # the slot of a short row end that goes in quarter-width vectors, if any
-    if 0 < m3 <= quarter_lanes(M) and j0 + 3 * step + m3 == h:
+    if 0 < m3 <= quarter_lanes(M):  # a partial vector is the row's last
         tail = 3
     tc = j0 + max(tail, 0) * step
     tn = _span(h, tc, step) if tail >= 0 else 0
@@ -324,7 +324,7 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
     h = min(M.shape[1], out.shape[1])
     step = lanes(M)
     one = np.uint64(1)
-    m0 = _span(h, j0 + 0, step)
+    m0 = _span(h, j0, step)
     m1 = _span(h, j0 + step, step)
     m2 = _span(h, j0 + 2 * step, step)
     m3 = _span(h, j0 + 3 * step, step)
@@ -333,11 +333,11 @@ def _masked_sums8(words, count, xs, base, across, along, M, init, out, o0, j0):
     m6 = _span(h, j0 + 6 * step, step)
     m7 = _span(h, j0 + 7 * step, step)
     tail = -1  # the slot of a short row end that goes in quarter-width vectors, if any
-    if 0 < m5 <= quarter_lanes(M) and j0 + 5 * step + m5 == h:
+    if 0 < m5 <= quarter_lanes(M):  # a partial vector is the row's last
         tail = 5
-    if 0 < m6 <= quarter_lanes(M) and j0 + 6 * step + m6 == h:
+    if 0 < m6 <= quarter_lanes(M):  # a partial vector is the row's last
         tail = 6
-    if 0 < m7 <= quarter_lanes(M) and j0 + 7 * step + m7 == h:
+    if 0 < m7 <= quarter_lanes(M):  # a partial vector is the row's last
         tail = 7
     tc = j0 + max(tail, 0) * step
     tn = _span(h, tc, step) if tail >= 0 else 0
