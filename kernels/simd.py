@@ -18,7 +18,10 @@ float64, where NumPy's BLAS does 45 and 19).
   CPU has AVX-512, else 32 bytes. LLVM splits a vector wider than the hardware's into several.
 - `vload_part` / `vstore_part` touch only the first n lanes (masked loads and stores), for the
   last, partial vector of a row: a row of 50 floats is 6 vectors and 2 lanes of float64.
-- `nonzero_bits(v)` is the lanes of v that are non-zero, as bits of an integer (one compare).
+- `nonzero_bits(v)` is the lanes of v that are non-zero, as bits of an integer (one compare);
+  `nonzero_word(a, r, c)` is that for 64 elements of a row at once.
+- `vload_quarter` loads a quarter-width vector (16 bytes), for a row's last few elements; `vstore`
+  stores it.
 - `vfma(s, v, acc)` is acc + s * v rounded once, lane by lane: the sums keep the order the kernel
   writes, so results do not depend on the vector width's choice of instructions beyond FMA
   contraction, nor on the thread count.
@@ -162,10 +165,21 @@ def _load_part_quarter(typingctx, a, r, c, n):
 
 
 @intrinsic
+def _load_quarter(typingctx, a, r, c):
+    full = _vector_of(a)
+    vector = Vector(full.dtype, full.lanes // 4)
+
+    def codegen(context, builder, signature, args):
+        return builder.load(_pointer(context, builder, signature, args, vector), align=_align(vector))
+
+    return vector(a, r, c), codegen
+
+
+@intrinsic
 def _store(typingctx, a, r, c, v):
-    vector = _vector_of(a)
-    if v != vector:
+    if not isinstance(v, Vector) or v.dtype != a.dtype or v.lanes > _vector_of(a).lanes:
         return None
+    vector = v
 
     def codegen(context, builder, signature, args):
         builder.store(args[3], _pointer(context, builder, signature, args, vector), align=_align(vector))
@@ -388,6 +402,22 @@ def _nonzero_bits(typingctx, v):
 
 
 @intrinsic
+def _nonzero_word(typingctx, a, r, c):
+    if not isinstance(a, types.Array) or a.ndim != 2 or not isinstance(a.dtype, types.Float):
+        return None
+    vector = Vector(a.dtype, 64)
+
+    def codegen(context, builder, signature, args):
+        # One <64 x float> compare: LLVM loads it as whole vectors and joins their mask registers
+        # (kunpck) into the 64 bits, one move to an integer register a word.
+        value = builder.load(_pointer(context, builder, signature, args, vector), align=_align(vector))
+        flags = builder.fcmp_unordered("!=", value, ir.Constant(value.type, None))
+        return builder.bitcast(flags, ir.IntType(64))
+
+    return types.uint64(a, r, c), codegen
+
+
+@intrinsic
 def _lanes(typingctx, a):
     count = _vector_of(a).lanes
 
@@ -428,6 +458,11 @@ def quarter_lanes(a):
     return lanes(a) // 4 if VECTOR_BYTES == 64 else 0
 
 
+def vload_quarter(a, r, c):
+    """a[r, c : c + quarter_lanes(a)] as a quarter-width vector (see vload_part_quarter)."""
+    return a[r, c:c + lanes(a) // 4].copy()
+
+
 def vload_part_quarter(a, r, c, n):
     """a[r, c : c + n] in the first n lanes of a quarter-width vector, zeros in the rest
     (0 <= n <= quarter_lanes(a)): for a row's last few elements, whose FMA then takes one 16-byte
@@ -438,8 +473,8 @@ def vload_part_quarter(a, r, c, n):
 
 
 def vstore(a, r, c, v):
-    """a[r, c : c + lanes(a)] = v."""
-    a[r, c:c + lanes(a)] = v
+    """a[r, c : c + len(v)] = v, v a vector of lanes(a) lanes or fewer."""
+    a[r, c:c + len(v)] = v
 
 
 def vstore_part(a, r, c, v, n):
@@ -461,6 +496,12 @@ def vadd(u, v):
 def vzero(a):
     """A vector of zeros of a's dtype."""
     return np.zeros(lanes(a), dtype=a.dtype)
+
+
+def nonzero_word(a, r, c):
+    """A uint64 with bit l set where a[r, c + l] is non-zero (or NaN), for l < 64: the 64
+    elements from a[r, c], all of which must exist."""
+    return nonzero_bits(a[r, c:c + 64])
 
 
 def nonzero_bits(v):
@@ -598,3 +639,13 @@ def _quarter_lanes_overload(a):
 @overload(vload_part_quarter)
 def _vload_part_quarter_overload(a, r, c, n):
     return lambda a, r, c, n: _load_part_quarter(a, r, c, n)
+
+
+@overload(vload_quarter)
+def _vload_quarter_overload(a, r, c):
+    return lambda a, r, c: _load_quarter(a, r, c)
+
+
+@overload(nonzero_word)
+def _nonzero_word_overload(a, r, c):
+    return lambda a, r, c: _nonzero_word(a, r, c)

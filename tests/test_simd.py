@@ -17,6 +17,7 @@ from kernels.simd import (
     VECTOR_BYTES,
     dot_rows,
     lanes,
+    nonzero_word,
     quarter_lanes,
     row_dots,
     transpose_tile,
@@ -26,6 +27,7 @@ from kernels.simd import (
     vload,
     vload_part,
     vload_part_quarter,
+    vload_quarter,
     vstore,
     vstore_part,
     vzero,
@@ -315,3 +317,45 @@ def test_quarter_width_loads_and_stores_touch_exactly_n_lanes(dtype):
             want = out.copy()
             want[:, 1:1 + n] = 2 * a[:, 1:1 + n] + 7
             np.testing.assert_array_equal(got, want)  # nothing past the n lanes, FMA rounds once
+
+
+@jit
+def _copy_whole_quarters(a, out, c):
+    """out[r, c:c+q] += 2 a[r, c:c+q] through one whole quarter-width vector per row (q lanes)."""
+    for r in range(a.shape[0]):
+        vstore(out, r, c, vfma(a.dtype.type(2), vload_quarter(a, r, c), vload_quarter(out, r, c)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_whole_quarter_width_loads_and_stores_touch_exactly_a_quarter(dtype):
+    q = max(1, VECTOR_BYTES // np.dtype(dtype).itemsize // 4)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((3, q + 3)).astype(dtype)
+    for c in (0, 3):  # aligned or not; the last c ends at the row's end
+        for f in (_copy_whole_quarters, getattr(_copy_whole_quarters, "py_func", _copy_whole_quarters)):
+            got = np.full_like(a, 7)
+            f(a, got, c)
+            want = np.full_like(a, 7)
+            want[:, c:c + q] = 2 * a[:, c:c + q] + 7
+            np.testing.assert_array_equal(got, want)
+
+
+@jit
+def _words_of_row(a, r, starts):
+    out = np.empty(starts.shape[0], dtype=np.uint64)
+    for i in range(starts.shape[0]):
+        out[i] = nonzero_word(a, r, starts[i])
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_nonzero_word_marks_the_64_elements_that_are_not_zero(dtype):
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((2, 140)).astype(dtype)
+    a[rng.random(a.shape) < 0.6] = 0
+    a[1, [0, 5, 70, 139]] = [np.nan, -0.0, np.finfo(dtype).smallest_subnormal, -np.inf]
+    starts = np.array([0, 5, 64, 76], dtype=np.int64)  # 76: the word ends at the row's end
+    for r in (0, 1):
+        want = [sum(1 << i for i in range(64) if a[r, c + i] != 0) for c in starts]  # NaN != 0
+        for f in (_words_of_row, getattr(_words_of_row, "py_func", _words_of_row)):
+            assert [int(w) for w in f(a, r, starts)] == want
