@@ -84,14 +84,18 @@ def logits_row(z, r, W2, b2, a2):
 
 @jit
 def _softmax_row(a2, r, e):
-    """e[r] = exp(a2[r] - max) (vectorised exp); returns (max, sum of e[r])."""
+    """e[r] = exp(a2[r] - max) (vectorised exp); returns (max, sum of e[r]). The exponentials
+    and their in-order sum are two loops: in one, the sum, which must not be reordered, kept the
+    exponentials from vectorising (100 rows of 10 logits with the loss: 4.3 us against 7.7 us in
+    float64, 3.5 against 5.5 us in float32)."""
     c = a2.shape[1]
     m = a2[r, 0]
     for k in range(1, c):
         m = a2[r, k] if a2[r, k] > m else m
-    s = a2.dtype.type(0)
     for k in range(c):
         e[r, k] = vexp(a2[r, k] - m)
+    s = a2.dtype.type(0)
+    for k in range(c):
         s += e[r, k]
     return m, s
 
