@@ -170,6 +170,13 @@ def row_scratch(x):
 
 
 @jit
+def block_scratch(blocks, x):
+    """row_scratch for `blocks` blocks of rows at once, block i's words in words[i] and cols shared
+    (row_block only reads it): allocated in every block, they cost about 2 us a call at batch 100."""
+    return np.empty((blocks, BLOCK, word_count(x.shape[1])), dtype=np.uint64), np.arange(x.shape[1])
+
+
+@jit
 def column_tasks(d):
     """Blocks of eight columns each of the NCHUNK column tasks takes."""
     return ((d + BLOCK - 1) // BLOCK + NCHUNK - 1) // NCHUNK
@@ -182,17 +189,29 @@ def column_task_range(ch, d):
     return min(ch * per * BLOCK, d), min((ch + 1) * per * BLOCK, d)
 
 
+@jit
+def column_scratch(tasks, x, g):
+    """Scratch for `tasks` column tasks on x^T g, allocated once per call (in every task it cost
+    about 2 us a backprop at batch 100): (words, rows, zero), task i's own words[i] and rows[i]
+    (rows[i] starts as 0 .. N - 1), and zero bias (1, H) for all."""
+    n = x.shape[0]
+    rows = np.empty((tasks, n), dtype=np.int64)
+    for i in range(tasks):
+        for r in range(n):
+            rows[i, r] = r
+    return (np.empty((tasks, BLOCK, word_count(n)), dtype=np.uint64), rows,
+            np.zeros((1, g.shape[1]), dtype=g.dtype))
+
+
 @jit(inline="always")
-def column_range(x, k_lo, k_hi, cw, g, out, full):
+def column_range(x, k_lo, k_hi, cw, g, out, full, words, rows, zero):
     """Rows k_lo .. k_hi - 1 of out = x^T g (k_lo a multiple of 8), from the column masks cw of x
     (see nonzeros.column_words), eight at a time (nonzeros.column_block), each row summed over the
     samples in order. full: x has no zeros (nonzeros.all_set), and every block takes the block
     product over all the samples without looking at its masks: the same numbers, without 7 us
-    of unions and row lists (10 dense float64 rows by 784: dW in 21 us against 28)."""
+    of unions and row lists (10 dense float64 rows by 784: dW in 21 us against 28). words, rows
+    and zero are one task's column_scratch."""
     n = x.shape[0]
-    words = np.empty((BLOCK, word_count(n)), dtype=np.uint64)
-    rows = np.arange(n)
-    zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
     for k0 in range(k_lo, k_hi, BLOCK):
         if full:
             column_block_product(x, k0, rows, n, g, out)
@@ -201,26 +220,28 @@ def column_range(x, k_lo, k_hi, cw, g, out, full):
 
 
 @jit(inline="always")
-def column_task(ch, x, cw, g, out, full):
+def column_task(ch, x, cw, g, out, full, scratch):
     """Rows of out = x^T g for the column blocks of task ch (see column_tasks and column_range)."""
     k_lo, k_hi = column_task_range(ch, x.shape[1])
-    column_range(x, k_lo, k_hi, cw, g, out, full)
+    words, rows, zero = scratch
+    column_range(x, k_lo, k_hi, cw, g, out, full, words[ch], rows[ch], zero)
 
 
 @jit(inline="always")
-def word_task(kw, x, rw, cw, g, out):
+def word_task(kw, x, rw, cw, g, out, scratch):
     """Rows 64 kw .. 64 kw + 63 of out = x^T g (those that exist), from word kw of x's row masks
     (rw, see nonzeros.words_transposed): first their column masks into cw[:, 64 kw ..], then
     column_range over them."""
     words_transposed(rw, kw, cw)
-    column_range(x, WORD * kw, min(WORD * (kw + 1), x.shape[1]), cw, g, out, False)
+    words, rows, zero = scratch
+    column_range(x, WORD * kw, min(WORD * (kw + 1), x.shape[1]), cw, g, out, False, words[kw],
+                 rows[kw], zero)
 
 
 @jit
-def _forward_block(blk, x, W, b, out):
-    """Rows 8 blk .. 8 blk + 7 of x @ W + b (see row_block)."""
-    words, cols = row_scratch(x)
-    row_block(x, BLOCK * blk, W, b, out, words, cols)
+def _forward_block(blk, x, W, b, out, words, cols):
+    """Rows 8 blk .. 8 blk + 7 of x @ W + b (see row_block), with block_scratch's words and cols."""
+    row_block(x, BLOCK * blk, W, b, out, words[blk], cols)
 
 
 @jit(parallel=True)
@@ -229,13 +250,14 @@ def affine_forward(x, W, b):
     n = x.shape[0]
     out = np.empty((n, W.shape[1]), dtype=W.dtype)
     blocks = (n + BLOCK - 1) // BLOCK
+    words, cols = block_scratch(blocks, x)
     # a row costs a quarter of a fused gradient row: the workers pay from four times as many rows
     if serial(n, 4 * PARALLEL_MIN_ROWS):
         for blk in range(blocks):
-            _forward_block(np.int64(blk), x, W, b, out)
+            _forward_block(np.int64(blk), x, W, b, out, words, cols)
     else:
         for blk in prange(blocks):
-            _forward_block(np.int64(blk), x, W, b, out)
+            _forward_block(np.int64(blk), x, W, b, out, words, cols)
     return out
 
 
@@ -268,7 +290,7 @@ def _dx_range(ch, W, dout, dx):
 
 
 @jit
-def _backward_item(it, x, W, WT, zero, dout, dx, cw):
+def _backward_item(it, x, W, WT, zero, dout, dx, cw, words, cols):
     """Item it of the first parallel loop: first the rows of x's column masks (see
     nonzeros.column_words), then dx = dout W^T: with W^T (WT), a block of eight rows of dout
     (row_block, zero the bias); without it (WT empty), a column task of dx (_dx_range)."""
@@ -279,15 +301,14 @@ def _backward_item(it, x, W, WT, zero, dout, dx, cw):
     if WT.shape[0] == 0:
         _dx_range(it, W, dout, dx)
         return
-    words, cols = row_scratch(dout)
-    row_block(dout, BLOCK * it, WT, zero, dx, words, cols)
+    row_block(dout, BLOCK * it, WT, zero, dx, words[it], cols)
 
 
 @jit
-def _backward_task(ch, x, cw, full, dout, dW, db):
+def _backward_task(ch, x, cw, full, dout, dW, db, scratch):
     """dW rows of column task ch, or (ch == NCHUNK) db, summed in row order."""
     if ch < NCHUNK:
-        column_task(ch, x, cw, dout, dW, full)
+        column_task(ch, x, cw, dout, dW, full, scratch)
         return
     for r in range(dout.shape[0]):
         for j in range(dout.shape[1]):
@@ -317,17 +338,19 @@ def affine_backward(x, W, dout):
         WT = transpose(W)
         items = (n + BLOCK - 1) // BLOCK + nw
     zero = np.zeros(WT.shape[1], dtype=W.dtype)
+    scratch = column_scratch(NCHUNK, x, dout)
+    words, cols = block_scratch(0 if _direct_dx(W, n) else (n + BLOCK - 1) // BLOCK, dout)
     # a row costs about what a fused gradient row does
     if serial(n, 4 * PARALLEL_MIN_ROWS):
         for it in range(items):
-            _backward_item(np.int64(it), x, W, WT, zero, dout, dx, cw)
+            _backward_item(np.int64(it), x, W, WT, zero, dout, dx, cw, words, cols)
         full = all_set(cw, n)
         for ch in range(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cw, full, dout, dW, db)
+            _backward_task(np.int64(ch), x, cw, full, dout, dW, db, scratch)
     else:
         for it in prange(items):
-            _backward_item(np.int64(it), x, W, WT, zero, dout, dx, cw)
+            _backward_item(np.int64(it), x, W, WT, zero, dout, dx, cw, words, cols)
         full = all_set(cw, n)
         for ch in prange(NCHUNK + 1):
-            _backward_task(np.int64(ch), x, cw, full, dout, dW, db)
+            _backward_task(np.int64(ch), x, cw, full, dout, dW, db, scratch)
     return dx, dW, db

@@ -55,7 +55,7 @@ from kernels._jit import driver, jit
 from kernels.activation import sigmoid_pair
 from kernels.smallmath import SMALL, expm1_small, log1p_small
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, row_residuals
-from kernels.affine import BLOCK
+from kernels.affine import BLOCK, row_scratch
 from kernels.twolayer import hidden_block, logits_row
 
 CENTRAL = 0
@@ -345,7 +345,8 @@ def _cache_block(blk, x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M
     """Rows 8 blk .. 8 blk + 7 of the whole forward cache: a1, z and zc (see
     twolayer.hidden_block), then each row's E = exp(-a1), logits and the rest."""
     r0 = BLOCK * blk
-    hidden_block(x, r0, W1, b1, a1, z, zc)
+    words, cols = row_scratch(x)
+    hidden_block(x, r0, W1, b1, a1, z, zc, words, cols)
     for r in range(r0, min(r0 + BLOCK, x.shape[0])):
         for j in range(W1.shape[1]):
             E[r, j] = zc[r, j] / z[r, j]  # exp(-a) = sigmoid(-a) / sigmoid(a): inf or 0 where it should be

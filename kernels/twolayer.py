@@ -39,8 +39,9 @@ from kernels.affine import (
     BLOCK,
     PARALLEL_MIN_ROWS,
     block_product,
+    block_scratch,
+    column_scratch,
     row_block,
-    row_scratch,
     serial,
     transpose,
     word_task,
@@ -52,20 +53,18 @@ from kernels.vexp import vexp
 
 
 @jit
-def hidden_block(x, r0, W1, b1, a1, z, zc):
+def hidden_block(x, r0, W1, b1, a1, z, zc, words, cols):
     """Rows r0 .. r0 + 7 (those that exist) of a1 = x W1 + b1 over the non-zeros of x (see
     affine.row_block), z = sigmoid(a1) and zc = 1 - z = sigmoid(-a1). a1 must not share memory
     with z or zc: LLVM vectorises the sigmoid loop behind a run-time check that they do not overlap,
     and with a1 = z it ran one element at a time (batch 100, float64: 36 us against 7.5 us).
-    Returns the row masks of x that the product went over (row_scratch's words: row r0 + q in
-    words[q], see nonzeros.row_words)."""
-    words, cols = row_scratch(x)
+    words and cols are affine.row_scratch's; the row masks of x that the product went over are
+    left in words (row r0 + q in words[q], see nonzeros.row_words)."""
     row_block(x, r0, W1, b1, a1, words, cols)
     one = W1.dtype.type(1)
     for r in range(r0, min(r0 + BLOCK, x.shape[0])):
         for j in range(W1.shape[1]):
             z[r, j], zc[r, j] = sigmoid_pair(a1[r, j], one)
-    return words
 
 
 @jit
@@ -132,7 +131,8 @@ _DELTAS = 2
 
 
 @jit
-def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, rw, z, zc, a2, e, rows, da1):
+def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, rw, z, zc, a2, e, rows, da1,
+                  scratch):
     """Phase 1 for rows 8 blk .. 8 blk + 7: the hidden layer over the non-zeros of x (see
     affine.row_block), the logits and (for the gradient) dy W2^T as block products, and per mode
     the rest (see the module doc). For the gradient the block's row masks of x go to rw[:, rows]
@@ -140,14 +140,14 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, rw, z, zc, 
     n = x.shape[0]
     h = W1.shape[1]
     c = W2.shape[1]
-    dt = W1.dtype
     r0 = BLOCK * blk
     r1 = min(r0 + BLOCK, n)
-    words = hidden_block(x, r0, W1, b1, da1, z, zc)  # a1 is not kept: da1 holds it until dy W2^T
+    words3, cols, every, zero = scratch
+    words = words3[blk]
+    hidden_block(x, r0, W1, b1, da1, z, zc, words, cols)  # a1 is not kept: da1 holds it until dy W2^T
     for w in range(rw.shape[0]):  # x's row masks, for phase 2's column masks
         for r in range(r0, min(r1, rw.shape[1])):
             rw[w, r] = words[r - r0, w]
-    every = np.arange(max(h, c), dtype=np.int64)  # z and dy are dense: every column is used
     block_product(z, r0, every, h, W2, b2, a2)
     for r in range(r0, r1):
         if mode == _LOSS:
@@ -159,14 +159,14 @@ def _phase1_block(blk, x, t, W1, b1, W2, b2, W2T, loss, mode, inv_n, rw, z, zc, 
             for k in range(c):
                 e[r, k] = e[r, k] / total
     if mode == _DELTAS:
-        block_product(e, r0, every, c, W2T, np.zeros(h, dtype=dt), da1)
+        block_product(e, r0, every, c, W2T, zero, da1)
         for r in range(r0, r1):
             for j in range(h):
                 da1[r, j] = da1[r, j] * z[r, j] * zc[r, j]
 
 
 @jit
-def _phase2_task(ch, x, rw, cw, z, dy, da1, dW1, db1, dW2, db2):
+def _phase2_task(ch, x, rw, cw, z, dy, da1, dW1, db1, dW2, db2, scratch):
     """Task ch of phase 2: db1, dW2 and db2 (ch == 0), or rows 64 (ch - 1) .. 64 ch - 1 of dW1."""
     n, h = z.shape
     c = dy.shape[1]
@@ -180,7 +180,17 @@ def _phase2_task(ch, x, rw, cw, z, dy, da1, dW1, db1, dW2, db2):
             for k in range(c):
                 db2[k] += dy[r, k]
         return
-    word_task(ch - 1, x, rw, cw, da1, dW1)
+    word_task(ch - 1, x, rw, cw, da1, dW1, scratch)
+
+
+@jit
+def _block_scratch(x, W1, W2):
+    """What phase 1's blocks take besides their outputs, allocated once per call (in every block
+    they cost about 2 us a call at batch 100): affine.block_scratch's words and cols, every column
+    index of z and dy (dense: all are used), and zero bias for dy W2^T."""
+    h = W1.shape[1]
+    words, cols = block_scratch((x.shape[0] + BLOCK - 1) // BLOCK, x)
+    return words, cols, np.arange(max(h, W2.shape[1]), dtype=np.int64), np.zeros(h, dtype=W1.dtype)
 
 
 @jit
@@ -211,17 +221,18 @@ def two_layer_predict(x, W1, b1, W2, b2):
     n = x.shape[0]
     dt = W1.dtype
     rw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _PROBABILITIES)
+    scratch = _block_scratch(x, W1, W2)
     W2T = W2  # read by the gradient only
     t = np.zeros(0, dtype=np.int64)
     blocks = (n + BLOCK - 1) // BLOCK
     if serial(n, PARALLEL_MIN_ROWS):
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1)
+                        np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
     return e
 
 
@@ -231,16 +242,17 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     n = x.shape[0]
     dt = W1.dtype
     rw, z, zc, a2, e, rows, da1 = _phase1_arrays(x, W1, W2, _LOSS)
+    scratch = _block_scratch(x, W1, W2)
     W2T = W2  # read by the gradient only
     blocks = (n + BLOCK - 1) // BLOCK
     if serial(n, PARALLEL_MIN_ROWS):
         for blk in range(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), rw, z, zc, a2, e, rows, da1)
+                        dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
     else:
         for blk in prange(blocks):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), rw, z, zc, a2, e, rows, da1)
+                        dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
     total = dt.type(0)
     for r in range(n):  # in order: the same sum for any thread count
         total += rows[r]
@@ -256,26 +268,28 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
     dt = W1.dtype
     inv_n = dt.type(1) / dt.type(n)
     rw, z, zc, a2, dy, rows, da1 = _phase1_arrays(x, W1, W2, _DELTAS)
+    scratch = _block_scratch(x, W1, W2)
     W2T = transpose(W2)
     items = (n + BLOCK - 1) // BLOCK
     if serial(n, PARALLEL_MIN_ROWS):
         for blk in range(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, rw, z, zc, a2, dy, rows, da1)
+                          inv_n, rw, z, zc, a2, dy, rows, da1, scratch)
     else:
         for blk in prange(items):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, rw, z, zc, a2, dy, rows, da1)
+                          inv_n, rw, z, zc, a2, dy, rows, da1, scratch)
     cw = np.empty((word_count(n), d), dtype=np.uint64)
     tasks = 1 + word_count(d)
     dW1 = np.empty((d, h), dtype=dt)
     db1 = np.zeros(h, dtype=dt)
     dW2 = np.zeros((h, c), dtype=dt)
     db2 = np.zeros(c, dtype=dt)
+    cs = column_scratch(tasks - 1, x, da1)
     if serial(n, PARALLEL_MIN_ROWS):
         for ch in range(tasks):
-            _phase2_task(np.int64(ch), x, rw, cw, z, dy, da1, dW1, db1, dW2, db2)
+            _phase2_task(np.int64(ch), x, rw, cw, z, dy, da1, dW1, db1, dW2, db2, cs)
     else:
         for ch in prange(tasks):
-            _phase2_task(np.int64(ch), x, rw, cw, z, dy, da1, dW1, db1, dW2, db2)
+            _phase2_task(np.int64(ch), x, rw, cw, z, dy, da1, dW1, db1, dW2, db2, cs)
     return dW1, db1, dW2, db2
