@@ -312,23 +312,21 @@ def _masked_sums4(words, count, xs, base, across, along, M, init, out, o0, j0):
                     v4 = vload_quarter(M, i, tc)
                     e = vfma(s, v4, e)
                     f = vfma(t, v4, f)
-        o = o0 + q
-        vstore_part(out, o, j0, a0, m0)
-        vstore_part(out, o, j0 + step, a1, m1)
-        vstore_part(out, o, j0 + 2 * step, a2, m2)
-        if tail != 3:
-            vstore_part(out, o, j0 + 3 * step, a3, m3)
-        if tail >= 0:
-            vstore(out, o, tc, e)
+        _store4(out, o0 + q, j0, step, m0, m1, m2, m3, tail, tc, a0, a1, a2, a3, e)
         if p != q:
-            o = o0 + p
-            vstore_part(out, o, j0, c0, m0)
-            vstore_part(out, o, j0 + step, c1, m1)
-            vstore_part(out, o, j0 + 2 * step, c2, m2)
-            if tail != 3:
-                vstore_part(out, o, j0 + 3 * step, c3, m3)
-            else:
-                vstore(out, o, tc, f)
+            _store4(out, o0 + p, j0, step, m0, m1, m2, m3, tail, tc, c0, c1, c2, c3, f)
+
+
+@jit(inline="always")
+def _store4(out, o, j0, step, m0, m1, m2, m3, tail, tc, a0, a1, a2, a3, e):
+    """Row o of _masked_sums4's sums (tail is -1 or 3)."""
+    vstore_part(out, o, j0, a0, m0)
+    vstore_part(out, o, j0 + step, a1, m1)
+    vstore_part(out, o, j0 + 2 * step, a2, m2)
+    if tail != 3:
+        vstore_part(out, o, j0 + 3 * step, a3, m3)
+    else:
+        vstore(out, o, tc, e)
 
 
 @jit

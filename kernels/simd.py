@@ -130,14 +130,19 @@ def _masked_store(builder, value, pointer, mask, align):
     builder.call(fn, [value, pointer, ir.Constant(ir.IntType(32), align), mask])
 
 
-@intrinsic
-def _load(typingctx, a, r, c):
-    vector = _vector_of(a)
+def _whole_load(vector):
+    """Codegen of (a, r, c) -> `vector` from a[r, c], every lane."""
 
     def codegen(context, builder, signature, args):
         return builder.load(_pointer(context, builder, signature, args, vector), align=_align(vector))
 
-    return vector(a, r, c), codegen
+    return codegen
+
+
+@intrinsic
+def _load(typingctx, a, r, c):
+    vector = _vector_of(a)
+    return vector(a, r, c), _whole_load(vector)
 
 
 def _part_load(vector):
@@ -168,11 +173,7 @@ def _load_part_quarter(typingctx, a, r, c, n):
 def _load_quarter(typingctx, a, r, c):
     full = _vector_of(a)
     vector = Vector(full.dtype, full.lanes // 4)
-
-    def codegen(context, builder, signature, args):
-        return builder.load(_pointer(context, builder, signature, args, vector), align=_align(vector))
-
-    return vector(a, r, c), codegen
+    return vector(a, r, c), _whole_load(vector)
 
 
 @intrinsic
@@ -406,11 +407,12 @@ def _nonzero_word(typingctx, a, r, c):
     if not isinstance(a, types.Array) or a.ndim != 2 or not isinstance(a.dtype, types.Float):
         return None
     vector = Vector(a.dtype, 64)
+    load = _whole_load(vector)
 
     def codegen(context, builder, signature, args):
         # One <64 x float> compare: LLVM loads it as whole vectors and joins their mask registers
         # (kunpck) into the 64 bits, one move to an integer register a word.
-        value = builder.load(_pointer(context, builder, signature, args, vector), align=_align(vector))
+        value = load(context, builder, signature, args)
         flags = builder.fcmp_unordered("!=", value, ir.Constant(value.type, None))
         return builder.bitcast(flags, ir.IntType(64))
 
