@@ -74,6 +74,41 @@ def test_mnist_like_has_mnist_statistics():
     assert bench.mnist_like(3, dtype=np.float32).dtype == np.float32
 
 
+def _neighbour_inked(x):
+    """How often the right-hand neighbour of an inked pixel is inked too."""
+    img = x.reshape(-1, 28, 28) != 0
+    return (img[:, :, 1:] & img[:, :, :-1]).sum() / img[:, :, :-1].sum()
+
+
+def _pair_unions(nz):
+    """Non-zeros of rows 2k and 2k+1 together, and of columns 2k and 2k+1 together, per non-zero:
+    the work of the kernels that go over neighbouring rows or inputs in pairs."""
+    return ((nz[0::2] | nz[1::2]).sum() / nz.sum(), (nz[:, 0::2] | nz[:, 1::2]).sum() / nz.sum())
+
+
+def test_mnist_like_ink_comes_in_strokes():
+    x = bench.mnist_like(1000, seed=2)
+    assert 0.78 <= _neighbour_inked(x) <= 0.88  # MNIST: 0.83; pixels inked independently: 0.55
+    assert np.mean(x[x != 0] >= 250 / 255) == pytest.approx(0.39, abs=0.04)  # near-saturated ink
+
+
+def test_mnist_like_rows_do_not_depend_on_how_many_are_drawn_at_once(monkeypatch):
+    x = bench.mnist_like(7, seed=5)
+    monkeypatch.setattr(bench, "_STROKE_CHUNK", 3)
+    np.testing.assert_array_equal(bench.mnist_like(7, seed=5), x)
+
+
+def test_asv_synthetic_digits_are_the_bench_model():
+    """asv keeps its own copy of the model (every commit it measures must get the same data)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.common import synthetic_mnist
+    finally:
+        sys.path.remove(str(ROOT))
+    for n, seed in ((1, 0), (9, 4), (2500, 0)):
+        np.testing.assert_array_equal(synthetic_mnist(n, seed), bench.mnist_like(n, seed=seed))
+
+
 def test_mnist_like_matches_real_mnist_ink_profile():
     mnist = ROOT.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
     if not mnist.exists():
@@ -88,6 +123,10 @@ def test_mnist_like_matches_real_mnist_ink_profile():
     assert np.abs(p_real - p_fake).mean() < 0.08
     blank = p_real < 0.001  # pixels MNIST (almost) never inks stay (almost) blank
     assert blank.sum() > 100 and p_fake[blank].max() < 0.02
+    assert abs(_neighbour_inked(fake) - _neighbour_inked(real)) < 0.02
+    # the pairs' unions decide the structure-aware kernels' work: within 2% of MNIST's
+    for u_fake, u_real in zip(_pair_unions(fake[:1000] != 0), _pair_unions(real[:1000] != 0)):
+        assert u_fake == pytest.approx(u_real, rel=0.02)
 
 
 def test_data_builders_validate():
