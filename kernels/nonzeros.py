@@ -37,7 +37,9 @@ Measured on this VM (Zen 4, one core, W and g in L2): a load of a vector of M fr
 a vector (2 x 0.29), and the block's union index its eight FMAs (8 x 0.29): the pairs win while
 their unions add up to fewer than SPARSE_BELOW = 4 times the block's. On MNIST test images a block
 of eight images uses 46% of the pixels and each image 18%: the pairs win. A dense block is 4 unions
-of the whole width against 1 and takes the block product.
+of the whole width against 1 and takes the block product, but for x^T g over more than
+COLUMN_BLOCK_ROWS = 128 samples, where the block product's passes over rows of x far apart cost
+more than the pairs' zeros (dense, 1000 samples: 23% less time in pairs).
 
 Under NUMBA_DISABLE_JIT=1 `lowest_bit` and `bit_count` are plain Python and the rest runs as is.
 """
@@ -71,6 +73,15 @@ WORD = 64
 # Masked sums in pairs run where the pairs' unions add up to fewer than SPARSE_BELOW times the
 # block's union: see the module doc for the costs this comes from.
 SPARSE_BELOW = 4
+
+# Eight columns of x^T g over more samples than this go in pairs whatever their unions: the block
+# product goes over its union once per vector of g (seven times for 50 float64 columns), reading
+# the eight columns from rows of x far apart each time, and past about two words of samples that
+# costs more than the pairs' multiply-adds by zero. Measured on dense x (784 columns) by g (50
+# columns), one thread: 200 samples 373-385 us in pairs against 406-411 us, 1000 samples
+# 1.89-2.14 ms against 2.48-2.77 ms (float32: 1.04 against 1.33-1.46 ms); at 100 samples the block
+# was 2-3% faster, at 10 samples 7%.
+COLUMN_BLOCK_ROWS = 128
 
 
 def lowest_bit(w):
@@ -536,16 +547,24 @@ def column_block_product(x, k0, rows, u, g, out):
 
 
 @jit(inline="always")
+def columns_in_pairs(u, paired):
+    """Whether eight columns of x^T g whose union has u samples, and their pairs' unions paired
+    in all, go by masked sums in pairs (else by column_block_product): see SPARSE_BELOW and
+    COLUMN_BLOCK_ROWS."""
+    return paired < SPARSE_BELOW * u or u > COLUMN_BLOCK_ROWS
+
+
+@jit(inline="always")
 def column_block(x, k0, cw, g, out, words, rows, zero):
     """out[k0 .. k0 + 7] = x[:, k0 .. k0 + 7]^T g from the column masks cw of x (see
-    column_words), by masked sums or the block product, whichever costs less (same numbers).
-    words (8, word_count(N)) and rows (N,) are scratch; zero is (1, H) zeros."""
+    column_words), by masked sums or the block product, whichever costs less (same numbers; see
+    columns_in_pairs). words (8, word_count(N)) and rows (N,) are scratch; zero is (1, H) zeros."""
     kc = min(8, x.shape[1] - k0)
     for q in range(kc):
         for w in range(cw.shape[0]):
             words[q, w] = cw[w, k0 + q]
     u, paired = union_counts(words, kc)
-    if paired < SPARSE_BELOW * u:
+    if columns_in_pairs(u, paired):
         masked_sums(words, kc, x.reshape(-1), k0, 1, x.shape[1], g, zero, out, k0)
     else:
         column_block_product(x, k0, rows, union_list(words, kc, rows), g, out)

@@ -273,6 +273,30 @@ def test_row_block_takes_the_masks_for_mnist_like_rows_and_the_block_for_dense_o
         assert (paired < nonzeros.SPARSE_BELOW * u) == masks
 
 
+def test_dense_columns_go_in_pairs_over_many_samples_and_by_block_over_few():
+    assert not nonzeros.columns_in_pairs(100, 400)  # dense, 100 samples: the block
+    assert nonzeros.columns_in_pairs(nonzeros.COLUMN_BLOCK_ROWS + 1, 4 * (nonzeros.COLUMN_BLOCK_ROWS + 1))
+    assert nonzeros.columns_in_pairs(100, 150)  # sparse: pairs at any size
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+@pytest.mark.parametrize("density", [0.6, 1.0])
+def test_x_transposed_g_over_many_samples_gives_the_numbers_of_either_way(density, dtype):
+    # Beyond COLUMN_BLOCK_ROWS samples the dense blocks of x^T g go in pairs, with or without
+    # zeros in x (affine_backward's `full` path, and the masks').
+    rng = np.random.default_rng(11)
+    n, d, h = nonzeros.COLUMN_BLOCK_ROWS + 9, 21, 50
+    x = rng.standard_normal((n, d)).astype(dtype)
+    x[rng.random((n, d)) >= density] = 0
+    W = rng.standard_normal((d, h)).astype(dtype)
+    g = rng.standard_normal((n, h)).astype(dtype)
+    t_masks, t_blocks = _transposed(x, g, True), _transposed(x, g, False)
+    np.testing.assert_array_equal(t_masks, t_blocks)
+    np.testing.assert_array_equal(affine.affine_backward(x, W, g)[1], t_masks)
+    tol = 64 * np.finfo(dtype).eps
+    np.testing.assert_allclose(t_masks, x.astype(np.float64).T @ g, rtol=tol, atol=tol * 10)
+
+
 @needs_jit
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
 def test_masked_sums_run_on_packed_fmas_in_registers(dtype):
