@@ -47,7 +47,6 @@ __all__ = [
     "Comparison",
     "BenchReport",
     "median_time",
-    "median_times",
     "mnist_like",
     "dense_inputs",
     "random_labels",
@@ -396,90 +395,33 @@ def median_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    return median_times([fn], repeat=repeat, min_time=min_time, warmup=warmup)[0]
-
-
-def median_times(fns: Sequence[Callable[[], object]], *, repeat: int = 5, min_time: float = 0.01,
-                 warmup: int = 1) -> list[float]:
-    """Median seconds per call of each of `fns`, their repetitions taken in turn.
-
-    Each function is warmed up and calibrated first (how many calls a repetition needs to last
-    `min_time`); then round after round each takes one repetition. On a shared machine a slow
-    spell then lands on all of them alike, where timing one function's repetitions after
-    another's could put it on one alone and skew their ratio. Round k starts with function k (mod
-    their number), so that each follows each other equally often, and a 2 ms pause separates
-    repetitions: worker threads that a parallel call leaves spinning for a moment (numba's,
-    PyTorch's) would otherwise slow whichever function comes next, every round.
-
-    Parameters
-    ----------
-    fns : sequence of callables
-        Each called without arguments.
-    repeat : int, default 5
-        Rounds; each function's median over them is returned.
-    min_time : float, default 0.01
-        Seconds a repetition lasts at least (short calls are looped).
-    warmup : int, default 1
-        Untimed calls of each function first.
-
-    Returns
-    -------
-    list of float
-        Seconds per call, in the order of `fns`.
-
-    Raises
-    ------
-    TypeError, ValueError
-        A function not callable, or a bad count.
-
-    Examples
-    --------
-    >>> fast, slow = median_times([lambda: None, lambda: sum(range(10000))], repeat=3, min_time=0.001)
-    >>> fast < slow
-    True
-    """
-    fns = list(fns)
-    for fn in fns:
-        if not callable(fn):
-            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     repeat = _check_positive_int("repeat", repeat)
     if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
     if not isinstance(min_time, (int, float)) or not min_time >= 0:
         raise ValueError(f"min_time must be a number >= 0, got {min_time!r}")
-    numbers = []
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-        numbers.append(_calls_per_repetition(fn, min_time))
-    samples: list[list[float]] = [[] for _ in fns]
-    for r in range(repeat):
-        for k in range(len(fns)):
-            k = (r + k) % len(fns)
-            if len(fns) > 1:
-                time.sleep(_ROUND_PAUSE)
-            fn, number = fns[k], numbers[k]
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            samples[k].append((time.perf_counter() - t0) / number)
-    return [statistics.median(times) for times in samples]
-
-
-_ROUND_PAUSE = 0.002  # seconds between the repetitions of median_times (see there)
-
-
-def _calls_per_repetition(fn: Callable[[], object], min_time: float) -> int:
-    """How many calls of fn() last min_time (at least 1, at most 2**24)."""
+    for _ in range(warmup):
+        fn()
+    # Calibrate how many calls one repetition needs to last min_time; a first run that is already
+    # long enough counts as a sample.
     number = 1
+    samples: list[float] = []
     while True:
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
         dt = time.perf_counter() - t0
         if dt >= min_time or number >= 1 << 24:
-            return number
+            if number == 1:
+                samples.append(dt)
+            break
         number = max(2 * number, int(number * 1.2 * min_time / max(dt, 1e-9)))
+    while len(samples) < repeat:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return statistics.median(samples)
 
 
 # The pen-stroke model of `mnist_like`, fitted to the real MNIST test set (see its docstring).
@@ -827,18 +769,18 @@ def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Itera
                 for batch in batch_sizes:
                     size, fast, ref, arrays = _kernel_cases(name, batch, np.dtype(dtype), net,
                                                             data=kind or "mnist-like")
+                    # Reference first: BLAS threads left spinning by a compiled kernel's np.dot would
+                    # otherwise slow the reference and flatter fastnet.
+                    ref_s = median_time(ref, repeat=repeat, min_time=min_time)
+                    fast_s = median_time(fast, repeat=repeat, min_time=min_time)
                     extra: dict[str, Any] = {} if kind is None else {"data": kind}
-                    libs = [lib for lib in twins if lib in usable and name in twin_lib.KERNELS]
                     for lib in twins:
                         extra[f"{lib}_s"] = None
-                    calls = [twin_lib.twin(lib, name, *arrays) for lib in libs]
-                    # All of a row's repetitions in turn (see median_times); PyTorch on as many
-                    # threads as numba for the whole row.
-                    with twin_lib.torch_threads(numba.get_num_threads() if "torch" in libs else None):
-                        ref_s, fast_s, *twin_s = median_times([ref, fast, *calls], repeat=repeat,
-                                                              min_time=min_time)
-                    for lib, seconds in zip(libs, twin_s):
-                        extra[f"{lib}_s"] = seconds
+                        if lib not in usable or name not in twin_lib.KERNELS:
+                            continue
+                        call = twin_lib.twin(lib, name, *arrays)
+                        with twin_lib.torch_threads(numba.get_num_threads() if lib == "torch" else None):
+                            extra[f"{lib}_s"] = median_time(call, repeat=repeat, min_time=min_time)
                     rows.append(Comparison(label, size, str(dtype), ref_s, fast_s, extra=extra))
     return rows
 

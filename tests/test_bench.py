@@ -41,22 +41,6 @@ def test_median_time_loops_short_calls_up_to_min_time():
     assert len(calls) > 10  # a no-op lasts far less than 2 ms: one repetition loops it
 
 
-def test_median_times_take_the_repetitions_in_turn():
-    calls = []
-    a, b, c = (lambda name=name: calls.append(name) for name in "abc")
-    times = bench.median_times([a, b, c], repeat=3, min_time=0.0, warmup=1)
-    assert len(times) == 3 and all(t >= 0 and math.isfinite(t) for t in times)
-    # warm-up and calibration of each, then three rounds, each starting one function later
-    assert calls == ["a", "a", "b", "b", "c", "c"] + list("abc") + list("bca") + list("cab")
-
-
-def test_median_times_rejects_a_non_callable_before_any_call():
-    calls = []
-    with pytest.raises(TypeError, match="fn must be callable"):
-        bench.median_times([lambda: calls.append(1), 3])
-    assert calls == []
-
-
 @pytest.mark.parametrize("kwargs, exc", [
     ({"repeat": 0}, ValueError),
     ({"repeat": 1.5}, TypeError),
