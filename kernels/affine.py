@@ -41,7 +41,8 @@ from kernels.nonzeros import (
     word_count,
     words_transposed,
 )
-from kernels.simd import dot_rows, lanes, row_dots, transpose_tile, vfma, vload_part, vstore_part
+from kernels.simd import (dot_rows, lanes, quarter_lanes, row_dots, transpose_tile, vfma, vload_part,
+                          vload_quarter, vstore, vstore_part)
 
 
 # Below this many rows the kernels run on the calling thread: waking numba's workers costs about
@@ -94,7 +95,11 @@ def block_product(x, r0, cols, u, W, b, out):
     Register-blocked (see `simd`): eight rows by one vector of columns are eight accumulators, and
     each vector of W is loaded once for the eight rows. Loads and stores are masked to the lanes
     a vector covers: all of them but for a row's last, partial vector (a full mask costs no more
-    than a plain load here).
+    than a plain load here). A last vector of a quarter of the lanes or fewer (2 of 8 float64
+    columns, 2 of 16 float32 ones, for 50 columns) goes in quarter-width vectors that end at the
+    row's end (`_block_quarter`): a 16-byte FMA instead of a 64-byte one, and the columns it shares
+    with the vector before get the same numbers again. Dense x (1000 rows, 784 by 50), one thread:
+    float32 882-889 us against 949-972 us, float64 1.62-1.64 ms against 1.69-1.77 ms.
     """
     h = W.shape[1]
     rows = min(BLOCK, x.shape[0] - r0)
@@ -103,6 +108,9 @@ def block_product(x, r0, cols, u, W, b, out):
     bias = b.reshape((1, h))
     for j0 in range(0, h, step):
         m = min(step, h - j0)
+        if 0 < m <= quarter_lanes(W) <= h:
+            _block_quarter(x, r0, cols, u, W, bias, out, h - quarter_lanes(W))
+            continue
         a0 = vload_part(bias, 0, j0, m)
         a1 = a0
         a2 = a0
@@ -137,6 +145,47 @@ def block_product(x, r0, cols, u, W, b, out):
             vstore_part(out, r0 + 6, j0, a6, m)
         if rows > 7:
             vstore_part(out, r0 + 7, j0, a7, m)
+
+
+@jit(inline="always")
+def _block_quarter(x, r0, cols, u, W, bias, out, tc):
+    """block_product's short end in quarter-width vectors at columns tc .. tc + quarter - 1."""
+    rows = min(BLOCK, x.shape[0] - r0)
+    i0, i1, i2, i3, i4, i5, i6, i7 = block_row_indices(x.shape[0], r0)
+    a0 = vload_quarter(bias, 0, tc)
+    a1 = a0
+    a2 = a0
+    a3 = a0
+    a4 = a0
+    a5 = a0
+    a6 = a0
+    a7 = a0
+    for t in range(u):
+        k = cols[t]
+        w = vload_quarter(W, k, tc)
+        a0 = vfma(x[i0, k], w, a0)
+        a1 = vfma(x[i1, k], w, a1)
+        a2 = vfma(x[i2, k], w, a2)
+        a3 = vfma(x[i3, k], w, a3)
+        a4 = vfma(x[i4, k], w, a4)
+        a5 = vfma(x[i5, k], w, a5)
+        a6 = vfma(x[i6, k], w, a6)
+        a7 = vfma(x[i7, k], w, a7)
+    vstore(out, r0, tc, a0)
+    if rows > 1:
+        vstore(out, r0 + 1, tc, a1)
+    if rows > 2:
+        vstore(out, r0 + 2, tc, a2)
+    if rows > 3:
+        vstore(out, r0 + 3, tc, a3)
+    if rows > 4:
+        vstore(out, r0 + 4, tc, a4)
+    if rows > 5:
+        vstore(out, r0 + 5, tc, a5)
+    if rows > 6:
+        vstore(out, r0 + 6, tc, a6)
+    if rows > 7:
+        vstore(out, r0 + 7, tc, a7)
 
 
 # row_block, column_task and the nonzeros pieces between them and the register-blocked loops are
