@@ -26,7 +26,6 @@ from numba import prange
 
 from kernels._jit import jit, num_threads
 from kernels.nonzeros import (
-    COLUMN_BLOCK_ROWS,
     SPARSE_BELOW,
     WORD,
     all_set,
@@ -34,6 +33,7 @@ from kernels.nonzeros import (
     column_block,
     column_block_product,
     column_words,
+    columns_in_pairs,
     masked_sums,
     row_words,
     union_counts,
@@ -257,14 +257,15 @@ def column_scratch(tasks, x, g):
 def column_range(x, k_lo, k_hi, cw, g, out, full, words, rows, zero):
     """Rows k_lo .. k_hi - 1 of out = x^T g (k_lo a multiple of 8), from the column masks cw of x
     (see nonzeros.column_words), eight at a time (nonzeros.column_block), each row summed over the
-    samples in order. full: x has no zeros (nonzeros.all_set), and up to COLUMN_BLOCK_ROWS samples
-    every block takes the block product over all of them without looking at its masks: the same
-    numbers, without 7 us of unions and row lists (10 dense float64 rows by 784: dW in 21 us
-    against 28); over more samples, the pairs (see nonzeros.columns_in_pairs). words, rows and
-    zero are one task's column_scratch."""
+    samples in order. full: x has no zeros (nonzeros.all_set), and where the masks would choose
+    the block product (nonzeros.columns_in_pairs: a union of all n samples, four pairs each over
+    all of them) every block takes it over all the samples without looking at its masks: the
+    same numbers, without 7 us of unions and row lists (10 dense float64 rows by 784: dW in 21 us
+    against 28). words, rows and zero are one task's column_scratch."""
     n = x.shape[0]
+    by_block = full and not columns_in_pairs(n, (BLOCK // 2) * n)
     for k0 in range(k_lo, k_hi, BLOCK):
-        if full and n <= COLUMN_BLOCK_ROWS:
+        if by_block:
             column_block_product(x, k0, rows, n, g, out)
         else:
             column_block(x, k0, cw, g, out, words, rows, zero)
