@@ -630,3 +630,17 @@ def test_parallel_kernels_give_the_same_bits_for_any_thread_count(data, n, dtype
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("d", [1, 7, 8, 9, 64, 127, 203, 784, 2000])
+def test_column_tasks_cover_every_column_once_in_near_equal_blocks(d):
+    """numba gives each thread a run of consecutive iterations whatever they cost: dW's column
+    tasks must split the input columns evenly, in whole blocks of eight, with none left out."""
+    from kernels import affine
+
+    ranges = [affine.column_task_range(ch, d) for ch in range(affine.NCHUNK)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == d
+    for (lo, hi), (nxt, _) in zip(ranges, ranges[1:]):
+        assert hi == nxt and lo % affine.BLOCK == 0 and lo <= hi
+    blocks = [-(-(hi - lo) // affine.BLOCK) for lo, hi in ranges]
+    assert max(blocks) - min(blocks) <= 1
