@@ -769,9 +769,10 @@ def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Itera
                 for batch in batch_sizes:
                     size, fast, ref, arrays = _kernel_cases(name, batch, np.dtype(dtype), net,
                                                             data=kind or "mnist-like")
-                    # Reference first: BLAS threads left spinning by a compiled kernel's np.dot would
-                    # otherwise slow the reference and flatter fastnet.
+                    # Each implementation timed once the threads of the one before are quiet.
+                    _settle()
                     ref_s = median_time(ref, repeat=repeat, min_time=min_time)
+                    _settle()
                     fast_s = median_time(fast, repeat=repeat, min_time=min_time)
                     extra: dict[str, Any] = {} if kind is None else {"data": kind}
                     for lib in twins:
@@ -779,6 +780,7 @@ def bench_kernels(batch_sizes: Iterable[int] = (1, 10, 100, 1000), dtypes: Itera
                         if lib not in usable or name not in twin_lib.KERNELS:
                             continue
                         call = twin_lib.twin(lib, name, *arrays)
+                        _settle()
                         with twin_lib.torch_threads(numba.get_num_threads() if lib == "torch" else None):
                             extra[f"{lib}_s"] = median_time(call, repeat=repeat, min_time=min_time)
                     rows.append(Comparison(label, size, str(dtype), ref_s, fast_s, extra=extra))
@@ -795,10 +797,25 @@ def _dtype_name(dt: DTypeLike) -> str:
     return str(dt.name)
 
 
-def _settle(seconds: float = 0.25) -> None:
-    """Idle briefly so worker threads left spinning by a parallel kernel (numba's OpenMP pool) go to
-    sleep and do not slow the reference timing that follows."""
-    time.sleep(seconds)
+def _other_threads_cpu() -> float:
+    """CPU seconds used so far by this process's threads other than the calling one."""
+    return time.process_time() - time.thread_time()
+
+
+def _settle(*, window: float = 0.02, timeout: float = 1.0) -> float:
+    """Wait until no other thread of this process is running: worker threads that a library left
+    spinning after its last call (OpenBLAS's, after NumPy's products, for 0.1-0.2 s here; numba's,
+    JAX's and PyTorch's, briefly) take a core from whatever is timed next. On two cores they made
+    fastnet's two-thread kernels as slow as one thread (affine_forward, 1000 dense float64 rows:
+    1.6-1.8 ms right after the reference's BLAS calls, 0.85-1.1 ms alone). Quiet means the other
+    threads used under a tenth of one core over `window` seconds; gives up after `timeout`
+    seconds (a thread that never stops). Returns the seconds waited."""
+    start = time.perf_counter()
+    while True:
+        before = _other_threads_cpu()
+        time.sleep(window)
+        if _other_threads_cpu() - before < 0.1 * window or time.perf_counter() - start >= timeout:
+            return time.perf_counter() - start
 
 
 def _subset_indices(size: int, subset: int) -> NDArray[np.intp]:
@@ -958,7 +975,9 @@ def bench_numerical_gradient(net: NetSpec = DEFAULT_NET, batch: int = 100, *, da
     _settle()
     ref_s, timed, total = reference_numerical_gradient_time(ref_net, x, t, subset=subset, h=h,
                                                            repeat=repeat)
+    _settle()
     fast_s = median_time(lambda: fnet.numerical_gradient(x, t, h=h), repeat=repeat, min_time=0.02)
+    _settle()
     backprop_s = median_time(lambda: fnet.gradient(x, t), repeat=repeat, min_time=0.02)
     extra = {
         "net": "-".join(map(str, net)),
@@ -1054,6 +1073,7 @@ def bench_numerical_gradient_loop(net: NetSpec = DEFAULT_NET, batch: int = 100, 
     rounds = repeat if reference_repeat is None else reference_repeat
     ref_s = reference_per_parameter_seconds(loss_W, W2_ref, np.arange(W2_ref.size), h=h,
                                             repeat=rounds, chunk=25) * W2_ref.size
+    _settle()
     fast_s = median_time(lambda: fastnet.numerical_gradient(f, W2, h=h, args=args),
                          repeat=repeat, min_time=0.02)
     return Comparison("numerical_gradient loop (W2)", _net_label(net, batch), dtype.name, ref_s,

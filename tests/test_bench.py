@@ -11,6 +11,8 @@ import math
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,40 @@ def test_median_time_rejects_bad_arguments(kwargs, exc):
 def test_median_time_rejects_non_callable():
     with pytest.raises(TypeError, match="fn must be callable"):
         bench.median_time(42)
+
+
+def test_settle_waits_while_another_thread_runs():
+    # A library's worker left spinning after its last call (OpenBLAS's, for 0.1-0.2 s) would take a
+    # core from the next timing: the bench waits until the process's other threads are quiet.
+    stop = time.perf_counter() + 0.3
+
+    def spin():
+        while time.perf_counter() < stop:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        waited = bench._settle(timeout=5.0)
+        assert waited >= 0.2
+    finally:
+        worker.join()
+
+
+def test_settle_returns_when_nothing_runs_and_gives_up_at_its_timeout():
+    assert bench._settle(timeout=1.0) < 1.5
+    stop = time.perf_counter() + 1.0
+
+    def spin():
+        while time.perf_counter() < stop:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        assert bench._settle(timeout=0.1) < 0.5  # a thread that keeps running does not hang it
+    finally:
+        worker.join()
 
 
 def test_mnist_like_has_mnist_statistics():
