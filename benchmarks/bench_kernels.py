@@ -32,8 +32,8 @@ class _KernelPair:
 
     def _compiled(self, batch, dtype):
         fast, ref = self.build(batch, dtype)
+        ref()  # first: OpenBLAS's threads spin for 0.1-0.2 s after a product, taking a core
         fast()  # compiles (or loads numba's cache) outside any timing
-        ref()
         return fast, ref
 
     def time_fastnet(self, batch, dtype):
