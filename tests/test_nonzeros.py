@@ -279,6 +279,56 @@ def test_dense_columns_go_in_pairs_over_many_samples_and_by_block_over_few():
     assert nonzeros.columns_in_pairs(100, 150)  # sparse: pairs at any size
 
 
+@jit
+def _quads_into(x, g, out):
+    zero = np.zeros((1, g.shape[1]), dtype=g.dtype)
+    for k0 in range(0, x.shape[1], 8):
+        nonzeros.column_quads(x, k0, x.shape[0], g, zero, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+@pytest.mark.parametrize("n", [1, 5, 64, 130])
+def test_column_quads_give_the_numbers_of_the_pairs_and_the_block(n, dtype):
+    # Four columns by up to four vectors of g at a time, over every sample in order: on columns
+    # without zeros the same terms in the same order as the other two ways, whatever the width
+    # (one pass or several, with a masked or a quarter-width short end), and no column written
+    # past the last (d = 75: the last quad has three columns).
+    rng = np.random.default_rng(n)
+    d = 75
+    x = (rng.random((n, d)) + 0.25).astype(dtype)
+    for h in _widths(dtype):
+        g = rng.standard_normal((n, h)).astype(dtype)
+        wide = vector_rows(n, h, g)
+        wide[:] = np.nan  # padding that must never be read
+        wide[:, :h] = g
+        t_masks = _transposed(x, g, True)
+        np.testing.assert_array_equal(_transposed(x, g, False), t_masks)
+        for gg in (g, wide):
+            out = np.full((d + 1, h), -7.0, dtype=dtype)
+            _quads_into(x, gg, out[:d])
+            np.testing.assert_array_equal(out[:d], t_masks)
+            assert (out[d] == -7.0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_quads_run_where_a_row_of_g_takes_one_pass_and_only_on_columns_without_zeros(dtype):
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
+    assert nonzeros.quads_pay(np.empty((1, 4 * step), dtype=dtype))
+    assert not nonzeros.quads_pay(np.empty((1, 4 * step + 1), dtype=dtype))
+    for n in (1, 63, 64, 65, 130):
+        x = np.ones((n, 9), dtype=dtype)
+        words = np.empty((8, nonzeros.word_count(n)), dtype=np.uint64)
+        words[:] = _all_column_words(x)[:, :8].T
+        assert nonzeros.columns_full(words, 8, n)
+        for r, k in ((n - 1, 7), (0, 0), (n // 2, 3)):
+            y = x.copy()
+            y[r, k] = 0
+            words[:] = _all_column_words(y)[:, :8].T
+            assert not nonzeros.columns_full(words, 8, n)
+            assert nonzeros.columns_full(words, k, n)  # the columns before the zero are full
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
 @pytest.mark.parametrize("density", [0.6, 1.0])
 def test_x_transposed_g_over_many_samples_gives_the_numbers_of_either_way(density, dtype):
