@@ -199,10 +199,14 @@ def _block_quarter(x, r0, cols, u, W, bias, out, tc):
 def row_block(x, r0, W, b, out, words, cols):
     """out[r0 .. r0 + 7] = x W + b for the rows of the block that exist, rows in pairs over their
     non-zeros (nonzeros.masked_sums) or the eight over their union (block_product), whichever
-    costs less: the same numbers either way. words (8, word_count(D)) and cols (D,) are scratch,
-    cols as row_scratch makes it: where the union is every column, cols is used as it is, with no
-    list of the union's bits (affine_forward, 10 dense rows by 784 x 50: 17.9-18.2 us against
-    18.2-18.3 in float64, 10.9 against 11.3 us in float32)."""
+    costs less: the same numbers either way. words (8, word_count(D)) is scratch; cols (D,) is
+    0 .. D - 1 as row_scratch makes it, shared by the blocks that run at the same time and never
+    written: where the union is every column it is used as it is (affine_forward, 10 dense rows by
+    784 x 50: 17.9-18.2 us against 18.2-18.3 with a list of the union's bits in float64, 10.9
+    against 11.3 us in float32), and a union of fewer columns is listed in the block's own array.
+    (Listing it into cols, as this once did, left the next block that used cols as it is with
+    another block's union: wrong sums wherever a block whose rows share a zero column came before
+    a block without zeros.)"""
     rows = min(BLOCK, x.shape[0] - r0)
     d = x.shape[1]
     for q in range(rows):
@@ -210,10 +214,12 @@ def row_block(x, r0, W, b, out, words, cols):
     u, paired = union_counts(words, rows)
     if paired < SPARSE_BELOW * u:
         masked_sums(words, rows, x.reshape(-1), r0 * d, d, 1, W, b.reshape((1, b.shape[0])), out, r0)
-    elif u == d:  # every column: cols is 0 .. d - 1 as row_scratch made it
-        block_product(x, r0, cols, d, W, b, out)
-    else:
-        block_product(x, r0, cols, union_list(words, rows, cols), W, b, out)
+        return
+    union = cols
+    if u < d:
+        union = np.empty(u, dtype=np.int64)
+        union_list(words, rows, union)
+    block_product(x, r0, union, u, W, b, out)
 
 
 @jit

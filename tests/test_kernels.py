@@ -644,3 +644,54 @@ def test_column_tasks_cover_every_column_once_in_near_equal_blocks(d):
         assert hi == nxt and lo % affine.BLOCK == 0 and lo <= hi
     blocks = [-(-(hi - lo) // affine.BLOCK) for lo, hi in ranges]
     assert max(blocks) - min(blocks) <= 1
+
+
+def _blocks_with_zero_columns(rng, pattern, n, d, dtype):
+    """Dense x whose blocks of eight rows share all-zero columns in some blocks and not in others:
+    a block's union of non-zeros is then all of x's columns in one block and fewer in the next."""
+    x = dense(rng, n, d, dtype)
+    blocks = -(-n // 8)
+    for blk in range(blocks):
+        rows = slice(8 * blk, 8 * blk + 8)
+        if pattern == "first" and blk == 0:
+            x[rows, 0] = 0
+        elif pattern == "middle" and blk == blocks // 2:
+            x[rows, d // 3:d // 3 + 4] = 0
+        elif pattern == "alternate" and blk % 2 == 0:
+            x[rows, (blk * 5) % d] = 0
+        elif pattern == "mixed" and blk % 3 == 1:
+            x[rows] = mnist_like(rng, x[rows].shape[0], d, dtype)
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("pattern", ["first", "middle", "alternate", "mixed"])
+@pytest.mark.parametrize("n", [16, 41, 250])
+def test_blocks_whose_rows_share_zero_columns_beside_dense_blocks(pattern, n, dtype):
+    """Each block of rows lists its own union of non-zero columns: a block whose rows share a zero
+    column must not leave its list where a block without zeros reads every column."""
+    from fastnet.threads import num_threads
+
+    rng = np.random.default_rng(n)
+    d, h, c = 784, 50, 10
+    x = _blocks_with_zero_columns(rng, pattern, n, d, dtype)
+    t = labels(rng, n, c)
+    W1 = (0.1 * rng.standard_normal((d, h))).astype(dtype)
+    b1 = (0.1 * rng.standard_normal(h)).astype(dtype)
+    W2 = (0.1 * rng.standard_normal((h, c))).astype(dtype)
+    b2 = (0.1 * rng.standard_normal(c)).astype(dtype)
+    x64 = x.astype(np.float64)
+    rnet = ref.TwoLayerNet.from_params({"W1": W1.astype(np.float64), "b1": b1.astype(np.float64),
+                                        "W2": W2.astype(np.float64), "b2": b2.astype(np.float64)},
+                                       delta=0.0)
+    want = rnet.gradient(x64, t)
+    tol = 1e-9 if dtype == np.float64 else 2e-3
+    for threads in (1, 2):
+        with num_threads(threads):
+            a1 = kernels.affine_forward(x, W1, b1)
+            np.testing.assert_allclose(a1, x64 @ W1 + b1, rtol=tol, atol=tol)
+            np.testing.assert_allclose(kernels.two_layer_predict(x, W1, b1, W2, b2),
+                                       rnet.predict(x64), rtol=tol, atol=tol)
+            assert abs(float(kernels.two_layer_loss(x, t, W1, b1, W2, b2)) - rnet.loss(x64, t)) <= tol
+            for got, k in zip(kernels.two_layer_gradient(x, t, W1, b1, W2, b2), ("W1", "b1", "W2", "b2")):
+                np.testing.assert_allclose(got, want[k], rtol=tol, atol=tol * 1e-3)
