@@ -551,6 +551,12 @@ def column_block_product(x, k0, rows, u, g, out):
             vstore_part(out, k0 + 7, j0, a7, m)
 
 
+@jit(inline="always")
+def _fma4(s0, s1, s2, s3, v, a, b, c, e):
+    """One vector v of g times four columns' values, into their four accumulators."""
+    return vfma(s0, v, a), vfma(s1, v, b), vfma(s2, v, c), vfma(s3, v, e)
+
+
 @jit
 def _column_quads4(x, k0, n, g, zero, out, j0):
     """Columns k0 .. k0 + 3 (those x has) of out = x^T g over samples 0 .. n - 1, for the four
@@ -591,35 +597,15 @@ def _column_quads4(x, k0, n, g, zero, out, j0):
         s1 = x[r, k1]
         s2 = x[r, k2]
         s3 = x[r, k3]
-        v = vload_part(g, r, j0, m0)
-        a0 = vfma(s0, v, a0)
-        b0 = vfma(s1, v, b0)
-        c0 = vfma(s2, v, c0)
-        e0 = vfma(s3, v, e0)
+        a0, b0, c0, e0 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0, m0), a0, b0, c0, e0)
         if u1:
-            v = vload_part(g, r, j0 + step, m1)
-            a1 = vfma(s0, v, a1)
-            b1 = vfma(s1, v, b1)
-            c1 = vfma(s2, v, c1)
-            e1 = vfma(s3, v, e1)
+            a1, b1, c1, e1 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0 + step, m1), a1, b1, c1, e1)
         if u2:
-            v = vload_part(g, r, j0 + 2 * step, m2)
-            a2 = vfma(s0, v, a2)
-            b2 = vfma(s1, v, b2)
-            c2 = vfma(s2, v, c2)
-            e2 = vfma(s3, v, e2)
+            a2, b2, c2, e2 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0 + 2 * step, m2), a2, b2, c2, e2)
         if u3:
-            v = vload_part(g, r, j0 + 3 * step, m3)
-            a3 = vfma(s0, v, a3)
-            b3 = vfma(s1, v, b3)
-            c3 = vfma(s2, v, c3)
-            e3 = vfma(s3, v, e3)
+            a3, b3, c3, e3 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0 + 3 * step, m3), a3, b3, c3, e3)
         if tail >= 0:
-            v4 = vload_quarter(g, r, tc)
-            q0 = vfma(s0, v4, q0)
-            q1 = vfma(s1, v4, q1)
-            q2 = vfma(s2, v4, q2)
-            q3 = vfma(s3, v4, q3)
+            q0, q1, q2, q3 = _fma4(s0, s1, s2, s3, vload_quarter(g, r, tc), q0, q1, q2, q3)
     _store4(out, k0, j0, step, m0, m1, m2, m3, tail, tc, a0, a1, a2, a3, q0)
     if kc > 1:
         _store4(out, k0 + 1, j0, step, m0, m1, m2, m3, tail, tc, b0, b1, b2, b3, q1)

@@ -6,6 +6,7 @@ what was extrapolated) and argument validation, on tiny sizes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -61,10 +62,10 @@ def test_median_time_rejects_non_callable():
         bench.median_time(42)
 
 
-def test_settle_waits_while_another_thread_runs():
-    # A library's worker left spinning after its last call (OpenBLAS's, for 0.1-0.2 s) would take a
-    # core from the next timing: the bench waits until the process's other threads are quiet.
-    stop = time.perf_counter() + 0.3
+@contextlib.contextmanager
+def _spinning(seconds):
+    """Another thread of this process busy for `seconds`, as a BLAS worker left spinning is."""
+    stop = time.perf_counter() + seconds
 
     def spin():
         while time.perf_counter() < stop:
@@ -73,26 +74,22 @@ def test_settle_waits_while_another_thread_runs():
     worker = threading.Thread(target=spin)
     worker.start()
     try:
-        waited = bench._settle(timeout=5.0)
-        assert waited >= 0.2
+        yield
     finally:
         worker.join()
+
+
+def test_settle_waits_while_another_thread_runs():
+    # A library's worker left spinning after its last call (OpenBLAS's, for 0.1-0.2 s) would take a
+    # core from the next timing: the bench waits until the process's other threads are quiet.
+    with _spinning(0.3):
+        assert bench._settle(timeout=5.0) >= 0.2
 
 
 def test_settle_returns_when_nothing_runs_and_gives_up_at_its_timeout():
     assert bench._settle(timeout=1.0) < 1.5
-    stop = time.perf_counter() + 1.0
-
-    def spin():
-        while time.perf_counter() < stop:
-            pass
-
-    worker = threading.Thread(target=spin)
-    worker.start()
-    try:
+    with _spinning(1.0):
         assert bench._settle(timeout=0.1) < 0.5  # a thread that keeps running does not hang it
-    finally:
-        worker.join()
 
 
 def test_mnist_like_has_mnist_statistics():
