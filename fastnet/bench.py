@@ -4,9 +4,9 @@ Every comparison is measured in one process, one after the other, with the same 
 call first (it also triggers numba compilation, so compile time never lands in a timing), then the
 median of several repetitions timed with `time.perf_counter`. Each implementation's timing starts
 once the process's other threads are quiet: OpenBLAS keeps its threads spinning for 0.1-0.2 s
-after a product, and on two cores that took a core from the kernel timed next. A repetition loops the call enough
-times to last at least `min_time` seconds, so microsecond kernels are timed above the clock's
-resolution.
+after a product, and on two cores that took a core from the kernel timed next. A repetition loops
+the call enough times to last at least `min_time` seconds, so microsecond kernels are timed above
+the clock's resolution.
 
 The reference numerical gradient (the book's loop, about 10 s for 784-50-10) is timed on a subset of
 the parameters and extrapolated: every perturbed parameter costs the reference the same two full

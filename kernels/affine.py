@@ -286,7 +286,8 @@ def column_range(x, k_lo, k_hi, cw, g, out, full, words, rows, zero):
 
 @jit(inline="always")
 def column_task(ch, x, cw, g, out, full, scratch):
-    """Rows of out = x^T g for the column blocks of task ch (see column_task_range and column_range)."""
+    """Rows of out = x^T g for the column blocks of task ch (see column_task_range and
+    column_range)."""
     k_lo, k_hi = column_task_range(ch, x.shape[1])
     words, rows, zero = scratch
     column_range(x, k_lo, k_hi, cw, g, out, full, words[ch], rows[ch], zero)
@@ -343,8 +344,9 @@ def _direct_dx(W, n):
 
 @jit
 def _dx_range(ch, W, dout, dx):
-    """Columns of dx = dout W^T for the column task ch (see column_task_range), by row_dots: a vector of
-    dx's columns for dot_rows(W) rows of dout at a time, from W's rows without a transpose."""
+    """Columns of dx = dout W^T for the column task ch (see column_task_range), by row_dots: a
+    vector of dx's columns for dot_rows(W) rows of dout at a time, from W's rows without a
+    transpose."""
     n = dout.shape[0]
     k_lo, k_hi = column_task_range(ch, W.shape[0])
     step = lanes(W)

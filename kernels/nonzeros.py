@@ -88,7 +88,6 @@ SPARSE_BELOW = 4
 COLUMN_BLOCK_ROWS = 128
 
 
-
 def lowest_bit(w):
     """The index of the lowest set bit of a non-zero uint64."""
     w = int(w)
@@ -599,11 +598,14 @@ def _column_quads4(x, k0, n, g, zero, out, j0):
         s3 = x[r, k3]
         a0, b0, c0, e0 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0, m0), a0, b0, c0, e0)
         if u1:
-            a1, b1, c1, e1 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0 + step, m1), a1, b1, c1, e1)
+            v = vload_part(g, r, j0 + step, m1)
+            a1, b1, c1, e1 = _fma4(s0, s1, s2, s3, v, a1, b1, c1, e1)
         if u2:
-            a2, b2, c2, e2 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0 + 2 * step, m2), a2, b2, c2, e2)
+            v = vload_part(g, r, j0 + 2 * step, m2)
+            a2, b2, c2, e2 = _fma4(s0, s1, s2, s3, v, a2, b2, c2, e2)
         if u3:
-            a3, b3, c3, e3 = _fma4(s0, s1, s2, s3, vload_part(g, r, j0 + 3 * step, m3), a3, b3, c3, e3)
+            v = vload_part(g, r, j0 + 3 * step, m3)
+            a3, b3, c3, e3 = _fma4(s0, s1, s2, s3, v, a3, b3, c3, e3)
         if tail >= 0:
             q0, q1, q2, q3 = _fma4(s0, s1, s2, s3, vload_quarter(g, r, tc), q0, q1, q2, q3)
     _store4(out, k0, j0, step, m0, m1, m2, m3, tail, tc, a0, a1, a2, a3, q0)
