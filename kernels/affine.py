@@ -35,9 +35,11 @@ from kernels.nonzeros import (
     column_quads,
     column_words,
     columns_in_pairs,
+    fma8,
     masked_sums,
     quads_pay,
     row_words,
+    store8_part,
     union_counts,
     union_list,
     word_count,
@@ -115,39 +117,14 @@ def block_product(x, r0, cols, u, W, b, out):
             _block_quarter(x, r0, cols, u, W, bias, out, h - quarter_lanes(W))
             continue
         a0 = vload_part(bias, 0, j0, m)
-        a1 = a0
-        a2 = a0
-        a3 = a0
-        a4 = a0
-        a5 = a0
-        a6 = a0
-        a7 = a0
+        a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0
         for t in range(u):
             k = cols[t]
-            w = vload_part(W, k, j0, m)
-            a0 = vfma(x[i0, k], w, a0)
-            a1 = vfma(x[i1, k], w, a1)
-            a2 = vfma(x[i2, k], w, a2)
-            a3 = vfma(x[i3, k], w, a3)
-            a4 = vfma(x[i4, k], w, a4)
-            a5 = vfma(x[i5, k], w, a5)
-            a6 = vfma(x[i6, k], w, a6)
-            a7 = vfma(x[i7, k], w, a7)
-        vstore_part(out, r0, j0, a0, m)
-        if rows > 1:
-            vstore_part(out, r0 + 1, j0, a1, m)
-        if rows > 2:
-            vstore_part(out, r0 + 2, j0, a2, m)
-        if rows > 3:
-            vstore_part(out, r0 + 3, j0, a3, m)
-        if rows > 4:
-            vstore_part(out, r0 + 4, j0, a4, m)
-        if rows > 5:
-            vstore_part(out, r0 + 5, j0, a5, m)
-        if rows > 6:
-            vstore_part(out, r0 + 6, j0, a6, m)
-        if rows > 7:
-            vstore_part(out, r0 + 7, j0, a7, m)
+            a0, a1, a2, a3, a4, a5, a6, a7 = fma8(x[i0, k], x[i1, k], x[i2, k], x[i3, k], x[i4, k],
+                                                  x[i5, k], x[i6, k], x[i7, k],
+                                                  vload_part(W, k, j0, m),
+                                                  a0, a1, a2, a3, a4, a5, a6, a7)
+        store8_part(out, r0, rows, j0, m, a0, a1, a2, a3, a4, a5, a6, a7)
 
 
 @jit(inline="always")
@@ -156,24 +133,12 @@ def _block_quarter(x, r0, cols, u, W, bias, out, tc):
     rows = min(BLOCK, x.shape[0] - r0)
     i0, i1, i2, i3, i4, i5, i6, i7 = block_row_indices(x.shape[0], r0)
     a0 = vload_quarter(bias, 0, tc)
-    a1 = a0
-    a2 = a0
-    a3 = a0
-    a4 = a0
-    a5 = a0
-    a6 = a0
-    a7 = a0
+    a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0
     for t in range(u):
         k = cols[t]
-        w = vload_quarter(W, k, tc)
-        a0 = vfma(x[i0, k], w, a0)
-        a1 = vfma(x[i1, k], w, a1)
-        a2 = vfma(x[i2, k], w, a2)
-        a3 = vfma(x[i3, k], w, a3)
-        a4 = vfma(x[i4, k], w, a4)
-        a5 = vfma(x[i5, k], w, a5)
-        a6 = vfma(x[i6, k], w, a6)
-        a7 = vfma(x[i7, k], w, a7)
+        a0, a1, a2, a3, a4, a5, a6, a7 = fma8(x[i0, k], x[i1, k], x[i2, k], x[i3, k], x[i4, k],
+                                              x[i5, k], x[i6, k], x[i7, k], vload_quarter(W, k, tc),
+                                              a0, a1, a2, a3, a4, a5, a6, a7)
     vstore(out, r0, tc, a0)
     if rows > 1:
         vstore(out, r0 + 1, tc, a1)

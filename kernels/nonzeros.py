@@ -502,6 +502,34 @@ def masked_sums(words, count, xs, base, across, along, M, init, out, o0):
             _masked_sums4(words, count, xs, base, across, along, M, init, out, o0, j0)
 
 
+@jit(inline="always")
+def fma8(s0, s1, s2, s3, s4, s5, s6, s7, v, a0, a1, a2, a3, a4, a5, a6, a7):
+    """One vector v times eight values, into their eight accumulators: the inner step of the
+    eight-by-one-vector block products (affine.block_product, column_block_product)."""
+    return (vfma(s0, v, a0), vfma(s1, v, a1), vfma(s2, v, a2), vfma(s3, v, a3),
+            vfma(s4, v, a4), vfma(s5, v, a5), vfma(s6, v, a6), vfma(s7, v, a7))
+
+
+@jit(inline="always")
+def store8_part(out, o, count, j0, m, a0, a1, a2, a3, a4, a5, a6, a7):
+    """out[o + q, j0 .. j0 + m - 1] = a_q for the first `count` of eight rows (masked stores)."""
+    vstore_part(out, o, j0, a0, m)
+    if count > 1:
+        vstore_part(out, o + 1, j0, a1, m)
+    if count > 2:
+        vstore_part(out, o + 2, j0, a2, m)
+    if count > 3:
+        vstore_part(out, o + 3, j0, a3, m)
+    if count > 4:
+        vstore_part(out, o + 4, j0, a4, m)
+    if count > 5:
+        vstore_part(out, o + 5, j0, a5, m)
+    if count > 6:
+        vstore_part(out, o + 6, j0, a6, m)
+    if count > 7:
+        vstore_part(out, o + 7, j0, a7, m)
+
+
 @jit
 def column_block_product(x, k0, rows, u, g, out):
     """out[k0 + q] = sum_t x[rows[t], k0 + q] g[rows[t]] for the columns q < 8 of x that exist,
@@ -515,39 +543,14 @@ def column_block_product(x, k0, rows, u, g, out):
     for j0 in range(0, h, step):
         m = min(step, h - j0)
         a0 = vzero(g)
-        a1 = a0
-        a2 = a0
-        a3 = a0
-        a4 = a0
-        a5 = a0
-        a6 = a0
-        a7 = a0
+        a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0
         for t in range(u):
             r = rows[t]
-            v = vload_part(g, r, j0, m)
-            a0 = vfma(x[r, k0], v, a0)
-            a1 = vfma(x[r, k1], v, a1)
-            a2 = vfma(x[r, k2], v, a2)
-            a3 = vfma(x[r, k3], v, a3)
-            a4 = vfma(x[r, k4], v, a4)
-            a5 = vfma(x[r, k5], v, a5)
-            a6 = vfma(x[r, k6], v, a6)
-            a7 = vfma(x[r, k7], v, a7)
-        vstore_part(out, k0, j0, a0, m)
-        if kc > 1:
-            vstore_part(out, k0 + 1, j0, a1, m)
-        if kc > 2:
-            vstore_part(out, k0 + 2, j0, a2, m)
-        if kc > 3:
-            vstore_part(out, k0 + 3, j0, a3, m)
-        if kc > 4:
-            vstore_part(out, k0 + 4, j0, a4, m)
-        if kc > 5:
-            vstore_part(out, k0 + 5, j0, a5, m)
-        if kc > 6:
-            vstore_part(out, k0 + 6, j0, a6, m)
-        if kc > 7:
-            vstore_part(out, k0 + 7, j0, a7, m)
+            a0, a1, a2, a3, a4, a5, a6, a7 = fma8(x[r, k0], x[r, k1], x[r, k2], x[r, k3], x[r, k4],
+                                                  x[r, k5], x[r, k6], x[r, k7],
+                                                  vload_part(g, r, j0, m),
+                                                  a0, a1, a2, a3, a4, a5, a6, a7)
+        store8_part(out, k0, kc, j0, m, a0, a1, a2, a3, a4, a5, a6, a7)
 
 
 @jit(inline="always")
