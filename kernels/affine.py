@@ -239,7 +239,7 @@ def column_range(x, k_lo, k_hi, cw, g, out, full, words, rows, zero):
     against 28). words, rows and zero are one task's column_scratch."""
     n = x.shape[0]
     by_block = full and not columns_in_pairs(n, (BLOCK // 2) * n)
-    quads = full and quads_pay(g)
+    quads = full and quads_pay(g, n)
     for k0 in range(k_lo, k_hi, BLOCK):
         if quads:
             column_quads(x, k0, n, g, zero, out)

@@ -24,8 +24,9 @@ On MNIST the union of two images is 1.54 times one image's non-zeros, of two nei
 and 1000, x @ W1 took 13-17% less time in pairs, x^T g 20-37% less.
 
 Where eight columns of x have no zeros at all (dense input), x^T g takes `column_quads`: four
-columns over every sample, four vectors of g at a time, each vector loaded serving four columns
-where a row of g takes at most four vectors (float32 rows of 50 do).
+columns over every sample, four vectors of g at a time, each vector loaded serving four columns,
+where a row of g takes at most four vectors (float32 rows of 50 do) or the samples are more than
+COLUMN_BLOCK_ROWS (where the pairs would run; wider rows take a pass per four vectors).
 
 `column_block_product` is the other way to get x^T g: eight columns of x at once over the rows
 where any of them is non-zero, eight accumulators a vector of g: each vector of g, once loaded,
@@ -623,17 +624,22 @@ def _column_quads4(x, k0, n, g, zero, out, j0):
 @jit(inline="always")
 def column_quads(x, k0, n, g, zero, out):
     """out[k0 .. k0 + 7] = x[:n, k0 .. k0 + 7]^T g (the columns x has), every sample in order, four
-    columns at a time by four vectors of g in registers (_column_quads4). zero is (1, H) zeros.
+    columns at a time by four vectors of g in registers (_column_quads4), a pass over the samples
+    for every four vectors of a row of g. zero is (1, H) zeros.
 
     For columns with no zeros: each vector of g loaded serves four columns where the pairs' serves
     two, with no mask bits to walk. Measured on dense x by g (N, H), one thread, fastest of 21
     calls, against what ran before (pairs past 128 samples, the block product below): H = 50
     float32 (three vectors and a quarter-width one), 1000 samples 0.78-0.88 ms against
     0.97-1.12 ms, 100 samples 86-103 us against 116-122, 10 samples 15 against 14 us; H = 20, 1000
-    samples, 0.47 against 0.56 ms (float32) and 0.68 against 0.78 ms (float64). A row of more than
-    four vectors takes several passes over the samples, and for H = 50 in float64 (4 + 3 vectors)
-    the two ways' timings overlapped from run to run (1000 samples 1.65-2.6 ms against
-    1.74-2.59 ms), so those stay with the pairs (see quads_pay)."""
+    samples, 0.47 against 0.56 ms (float32) and 0.68 against 0.78 ms (float64).
+
+    Rows of g of more than four vectors take several passes, and over more than COLUMN_BLOCK_ROWS
+    samples those still beat the pairs: with the process pinned to one core (taskset), 1000
+    samples, float64 H = 50 (4 + 3 vectors) 1.66-1.79 ms against 1.91-2.03 ms, H = 100 3.3-3.7
+    against 5.0-5.1 ms, H = 200 6.4-8.0 against 10.3-11.9 ms; float32 H = 100 1.56 against 1.80 ms,
+    H = 200 3.13 against 4.81 ms. Each vector of g moves from L2 once for four columns, where the
+    pairs' float64 rows of 50 took 31 bytes a cycle from L2 (see quads_pay for where they run)."""
     h = min(g.shape[1], out.shape[1])
     step = lanes(g)
     for k in range(k0, min(k0 + 8, x.shape[1]), 4):
@@ -650,10 +656,13 @@ def columns_in_pairs(u, paired):
 
 
 @jit(inline="always")
-def quads_pay(g):
-    """Whether eight columns of x^T g without zeros go by column_quads: where a row of g takes one
-    pass, at most four vectors (see column_quads for the measurements)."""
-    return g.shape[1] <= 4 * lanes(g)
+def quads_pay(g, n):
+    """Whether eight columns of x^T g without zeros, over n samples, go by column_quads: where a
+    row of g takes one pass (at most four vectors), or over more than COLUMN_BLOCK_ROWS samples,
+    where the pairs would run (see column_quads for the measurements). At 128 samples or fewer
+    the block product stays for wider rows: one thread, float64 H = 50, 32 samples 55 us against
+    62 us by quads; H = 200 185 against 231 us, 100 samples within 5% either way."""
+    return g.shape[1] <= 4 * lanes(g) or n > COLUMN_BLOCK_ROWS
 
 
 @jit
@@ -677,7 +686,7 @@ def column_block(x, k0, cw, g, out, words, rows, zero):
     for q in range(kc):
         for w in range(cw.shape[0]):
             words[q, w] = cw[w, k0 + q]
-    if quads_pay(g) and columns_full(words, kc, x.shape[0]):
+    if quads_pay(g, x.shape[0]) and columns_full(words, kc, x.shape[0]):
         column_quads(x, k0, x.shape[0], g, zero, out)
         return
     u, paired = union_counts(words, kc)

@@ -312,10 +312,16 @@ def test_column_quads_give_the_numbers_of_the_pairs_and_the_block(n, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
-def test_quads_run_where_a_row_of_g_takes_one_pass_and_only_on_columns_without_zeros(dtype):
+def test_quads_run_where_a_row_of_g_takes_one_pass_or_the_pairs_would_and_only_without_zeros(dtype):
     step = VECTOR_BYTES // np.dtype(dtype).itemsize
-    assert nonzeros.quads_pay(np.empty((1, 4 * step), dtype=dtype))
-    assert not nonzeros.quads_pay(np.empty((1, 4 * step + 1), dtype=dtype))
+    many = nonzeros.COLUMN_BLOCK_ROWS + 1
+    for n in (1, nonzeros.COLUMN_BLOCK_ROWS, many):
+        assert nonzeros.quads_pay(np.empty((n, 4 * step), dtype=dtype), n)
+    # a wider row: the block product over few samples, quads where the pairs would run
+    wide = np.empty((1, 4 * step + 1), dtype=dtype)
+    assert not nonzeros.quads_pay(wide, nonzeros.COLUMN_BLOCK_ROWS)
+    assert nonzeros.quads_pay(wide, many)
+    assert nonzeros.columns_in_pairs(many, 4 * many)
     for n in (1, 63, 64, 65, 130):
         x = np.ones((n, 9), dtype=dtype)
         words = np.empty((8, nonzeros.word_count(n)), dtype=np.uint64)
@@ -332,19 +338,22 @@ def test_quads_run_where_a_row_of_g_takes_one_pass_and_only_on_columns_without_z
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
 @pytest.mark.parametrize("density", [0.6, 1.0])
 def test_x_transposed_g_over_many_samples_gives_the_numbers_of_either_way(density, dtype):
-    # Beyond COLUMN_BLOCK_ROWS samples the dense blocks of x^T g go in pairs, with or without
-    # zeros in x (affine_backward's `full` path, and the masks').
+    # Beyond COLUMN_BLOCK_ROWS samples the dense blocks of x^T g go in pairs, or by quads where
+    # their columns have no zeros, whatever the width of g (affine_backward's `full` path, and
+    # the masks').
     rng = np.random.default_rng(11)
-    n, d, h = nonzeros.COLUMN_BLOCK_ROWS + 9, 21, 50
+    n, d = nonzeros.COLUMN_BLOCK_ROWS + 9, 21
+    step = VECTOR_BYTES // np.dtype(dtype).itemsize
     x = rng.standard_normal((n, d)).astype(dtype)
     x[rng.random((n, d)) >= density] = 0
-    W = rng.standard_normal((d, h)).astype(dtype)
-    g = rng.standard_normal((n, h)).astype(dtype)
-    t_masks, t_blocks = _transposed(x, g, True), _transposed(x, g, False)
-    np.testing.assert_array_equal(t_masks, t_blocks)
-    np.testing.assert_array_equal(affine.affine_backward(x, W, g)[1], t_masks)
-    tol = 64 * np.finfo(dtype).eps
-    np.testing.assert_allclose(t_masks, x.astype(np.float64).T @ g, rtol=tol, atol=tol * 10)
+    for h in (50, 4 * step + 1, 8 * step + 3):  # one pass of quads, two, three
+        W = rng.standard_normal((d, h)).astype(dtype)
+        g = rng.standard_normal((n, h)).astype(dtype)
+        t_masks, t_blocks = _transposed(x, g, True), _transposed(x, g, False)
+        np.testing.assert_array_equal(t_masks, t_blocks)
+        np.testing.assert_array_equal(affine.affine_backward(x, W, g)[1], t_masks)
+        tol = 64 * np.finfo(dtype).eps
+        np.testing.assert_allclose(t_masks, x.astype(np.float64).T @ g, rtol=tol, atol=tol * 10)
 
 
 @needs_jit
