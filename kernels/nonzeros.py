@@ -25,8 +25,8 @@ and 1000, x @ W1 took 13-17% less time in pairs, x^T g 20-37% less.
 
 Where eight columns of x have no zeros at all (dense input), x^T g takes `column_quads`: four
 columns over every sample, four vectors of g at a time, each vector loaded serving four columns,
-where a row of g takes at most four vectors (float32 rows of 50 do) or the samples are more than
-COLUMN_BLOCK_ROWS (where the pairs would run; wider rows take a pass per four vectors).
+where a row of g takes at most four vectors (float32 rows of 50 do) or the samples are at least
+QUADS_MIN_ROWS (wider rows then take a pass per four vectors).
 
 `column_block_product` is the other way to get x^T g: eight columns of x at once over the rows
 where any of them is non-zero, eight accumulators a vector of g: each vector of g, once loaded,
@@ -87,6 +87,15 @@ SPARSE_BELOW = 4
 # 1.89-2.14 ms against 2.48-2.77 ms (float32: 1.04 against 1.33-1.46 ms); at 100 samples the block
 # was 2-3% faster, at 10 samples 7%.
 COLUMN_BLOCK_ROWS = 128
+
+# Eight columns of x^T g without zeros over at least this many samples go by column_quads whatever
+# the width of g (a pass per four vectors of a row of g), where the pairs or the block product
+# would run. Measured on dense x (784 columns), one thread, pinned to a core, quads against the
+# block product: float64 H = 50 at 64, 80 and 100 samples 113, 138, 170 us against 118, 148,
+# 182; at 48 samples 87 against 78 us; H = 100 within 2% from 64 to 100 samples; float32 H = 100
+# and 200 at 100 samples 169 and 325 us against 187 and 367, at 64 samples 112 and 211 against
+# 106 and 191. Past COLUMN_BLOCK_ROWS, against the pairs, see column_quads.
+QUADS_MIN_ROWS = 96
 
 
 def lowest_bit(w):
@@ -639,7 +648,8 @@ def column_quads(x, k0, n, g, zero, out):
     samples, float64 H = 50 (4 + 3 vectors) 1.66-1.79 ms against 1.91-2.03 ms, H = 100 3.3-3.7
     against 5.0-5.1 ms, H = 200 6.4-8.0 against 10.3-11.9 ms; float32 H = 100 1.56 against 1.80 ms,
     H = 200 3.13 against 4.81 ms. Each vector of g moves from L2 once for four columns, where the
-    pairs' float64 rows of 50 took 31 bytes a cycle from L2 (see quads_pay for where they run)."""
+    pairs' float64 rows of 50 took 31 bytes a cycle from L2. Against the block product over fewer
+    samples see QUADS_MIN_ROWS."""
     h = min(g.shape[1], out.shape[1])
     step = lanes(g)
     for k in range(k0, min(k0 + 8, x.shape[1]), 4):
@@ -658,11 +668,9 @@ def columns_in_pairs(u, paired):
 @jit(inline="always")
 def quads_pay(g, n):
     """Whether eight columns of x^T g without zeros, over n samples, go by column_quads: where a
-    row of g takes one pass (at most four vectors), or over more than COLUMN_BLOCK_ROWS samples,
-    where the pairs would run (see column_quads for the measurements). At 128 samples or fewer
-    the block product stays for wider rows: one thread, float64 H = 50, 32 samples 55 us against
-    62 us by quads; H = 200 185 against 231 us, 100 samples within 5% either way."""
-    return g.shape[1] <= 4 * lanes(g) or n > COLUMN_BLOCK_ROWS
+    row of g takes one pass (at most four vectors), or over at least QUADS_MIN_ROWS samples, a
+    pass per four vectors (see column_quads and QUADS_MIN_ROWS for the measurements)."""
+    return g.shape[1] <= 4 * lanes(g) or n >= QUADS_MIN_ROWS
 
 
 @jit

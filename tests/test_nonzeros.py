@@ -314,14 +314,16 @@ def test_column_quads_give_the_numbers_of_the_pairs_and_the_block(n, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
 def test_quads_run_where_a_row_of_g_takes_one_pass_or_the_pairs_would_and_only_without_zeros(dtype):
     step = VECTOR_BYTES // np.dtype(dtype).itemsize
-    many = nonzeros.COLUMN_BLOCK_ROWS + 1
-    for n in (1, nonzeros.COLUMN_BLOCK_ROWS, many):
+    many = nonzeros.QUADS_MIN_ROWS
+    for n in (1, many - 1, many, nonzeros.COLUMN_BLOCK_ROWS + 1):
         assert nonzeros.quads_pay(np.empty((n, 4 * step), dtype=dtype), n)
-    # a wider row: the block product over few samples, quads where the pairs would run
+    # a wider row: the block product over few samples, quads over many (where the block product
+    # or, past COLUMN_BLOCK_ROWS, the pairs would run)
     wide = np.empty((1, 4 * step + 1), dtype=dtype)
-    assert not nonzeros.quads_pay(wide, nonzeros.COLUMN_BLOCK_ROWS)
+    assert not nonzeros.quads_pay(wide, many - 1)
     assert nonzeros.quads_pay(wide, many)
-    assert nonzeros.columns_in_pairs(many, 4 * many)
+    assert nonzeros.quads_pay(wide, nonzeros.COLUMN_BLOCK_ROWS + 1)
+    assert nonzeros.QUADS_MIN_ROWS <= nonzeros.COLUMN_BLOCK_ROWS
     for n in (1, 63, 64, 65, 130):
         x = np.ones((n, 9), dtype=dtype)
         words = np.empty((8, nonzeros.word_count(n)), dtype=np.uint64)
@@ -337,12 +339,13 @@ def test_quads_run_where_a_row_of_g_takes_one_pass_or_the_pairs_would_and_only_w
 
 @pytest.mark.parametrize("dtype", DTYPES, **_ids)
 @pytest.mark.parametrize("density", [0.6, 1.0])
-def test_x_transposed_g_over_many_samples_gives_the_numbers_of_either_way(density, dtype):
-    # Beyond COLUMN_BLOCK_ROWS samples the dense blocks of x^T g go in pairs, or by quads where
-    # their columns have no zeros, whatever the width of g (affine_backward's `full` path, and
-    # the masks').
+@pytest.mark.parametrize("n", [nonzeros.QUADS_MIN_ROWS, nonzeros.COLUMN_BLOCK_ROWS + 9])
+def test_x_transposed_g_over_many_samples_gives_the_numbers_of_either_way(n, density, dtype):
+    # From QUADS_MIN_ROWS samples columns without zeros go by quads whatever the width of g, and
+    # beyond COLUMN_BLOCK_ROWS the other dense blocks of x^T g go in pairs (affine_backward's
+    # `full` path, and the masks').
     rng = np.random.default_rng(11)
-    n, d = nonzeros.COLUMN_BLOCK_ROWS + 9, 21
+    d = 21
     step = VECTOR_BYTES // np.dtype(dtype).itemsize
     x = rng.standard_normal((n, d)).astype(dtype)
     x[rng.random((n, d)) >= density] = 0
