@@ -24,6 +24,7 @@ COMMANDS = {
     "gradcheck": "fastnet.commands.gradcheck",
     "steps": "fastnet.commands.steps",
     "bench": "fastnet.commands.bench",
+    "compile": "fastnet.commands.compile",
     "descent": "fastnet.commands.descent",
     "sweep": "fastnet.commands.sweep",
 }

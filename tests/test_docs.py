@@ -47,6 +47,7 @@ PUBLIC_MODULES = (
     "fastnet.methods",
     "fastnet.bench",
     "fastnet.twins",
+    "fastnet.precompile",
     "fastnet.commands.argtypes",
     "fastnet.commands.data",
     "fastnet.commands.batch",
@@ -54,6 +55,7 @@ PUBLIC_MODULES = (
     "fastnet.commands.steps",
     "fastnet.commands.train",
     "fastnet.commands.bench",
+    "fastnet.commands.compile",
     "fastnet.commands.descent",
     "fastnet.commands.sweep",
 )

@@ -1,0 +1,87 @@
+"""`fastnet compile`: compile the kernels into numba's on-disk cache before their first use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+HELP = ("compile fastnet's kernels into numba's on-disk cache now, so that later processes "
+        "load them instead of compiling on their first call")
+
+
+def _list(allowed: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(p.strip() for p in text.split(",") if p.strip())
+        bad = [v for v in values if v not in allowed]
+        if not values or bad:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {what} ({', '.join(allowed)}), got {text!r}")
+        return values
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of `fastnet compile` on `parser`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> parser.parse_args(["--dtypes", "float32"]).dtypes
+    ('float32',)
+    """
+    from fastnet.precompile import DTYPES, KERNELS
+
+    parser.add_argument("--kernels", type=_list(KERNELS, "kernels"), default=None, metavar="LIST",
+                        help="comma-separated kernels (default: all): " + ", ".join(KERNELS))
+    parser.add_argument("--dtypes", type=_list(DTYPES, "dtypes"), default=None, metavar="LIST",
+                        help="float64,float32 (default both)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `fastnet compile` with parsed arguments; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (see `add_arguments`).
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Examples
+    --------
+    >>> from fastnet.cli import build_parser
+    >>> import contextlib, io
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     status = run(build_parser().parse_args(["compile", "--kernels", "sigmoid",
+    ...                                             "--dtypes", "float64"]))
+    >>> status, out.getvalue().splitlines()[2].split()[:2]
+    (0, ['sigmoid', 'float64'])
+    """
+    from fastnet.precompile import cache_location, format_records, precompile
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    records = precompile(args.kernels, args.dtypes, progress=progress)
+    if args.json:
+        json.dump({"cache": cache_location(), "kernels": [r.to_dict() for r in records]},
+                  sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_records(records))
+    return 0
