@@ -327,9 +327,11 @@ class BenchReport:
                 owner = f" ({b['package']})" if b.get("package") else ""
                 parts.append(f"{b.get('internal_api')}{owner} {n} thread{'' if n == 1 else 's'}")
             blas_text = ", BLAS " + ", ".join(parts) if parts else ""
+        usable = m.get("cpus_usable")
+        pinned = f" ({usable} usable by this process)" if usable and usable != m["cpu_count"] else ""
         notes.append(f"numba threads {m['numba_threads']} ({m['threading_layer']}){blas_text}, "
-                     f"{m['cpu_count']} CPUs; medians of {m['repeat']} repetitions after warm-up, "
-                     f"time.perf_counter; {m['elapsed_s']:.1f} s in all.")
+                     f"{m['cpu_count']} CPUs{pinned}; medians of {m['repeat']} repetitions after "
+                     f"warm-up, time.perf_counter; {m['elapsed_s']:.1f} s in all.")
         return "\n".join(out + [""] + notes)
 
 
@@ -1146,6 +1148,15 @@ def bench_blas_after_parallel(net: NetSpec = DEFAULT_NET, batch: int = 100, *, r
     }
 
 
+def _usable_cpus() -> int | None:
+    """The CPUs this process may run on (`taskset` and cgroups' cpusets narrow them), where the
+    platform says; None elsewhere."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
 def _threading_layer() -> str:
     import numba
 
@@ -1285,6 +1296,7 @@ def run(*, quick: bool = False, threads: int | None = None, batch_sizes: Sequenc
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
+            "cpus_usable": _usable_cpus(),
             "numba_threads": numba.get_num_threads(),
             "threading_layer": _threading_layer(),
             "blas": _blas_info(),

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import shutil
+import os
 import subprocess
 import sys
 import threading
@@ -258,6 +259,7 @@ def test_bench_json_structure(tiny_json):
     data = tiny_json
     assert data["meta"]["quick"] is True
     assert data["meta"]["numba_threads"] >= 1
+    assert data["meta"]["cpus_usable"] == bench._usable_cpus()
     assert data["meta"]["data"] == ["mnist-like", "dense"]
     kernels = {row["kernel"] for row in data["kernels"]}
     expected = {k for k in bench.KERNELS if k not in bench.DATA_KERNELS}
@@ -332,6 +334,22 @@ def _canned_report():
               "blas": [{"user_api": "blas", "internal_api": "openblas", "num_threads": 1,
                         "package": "numpy"},
                        {"user_api": "openmp", "internal_api": "openmp", "num_threads": 2}]})
+
+
+def test_bench_notes_say_when_the_process_may_use_fewer_cpus_than_the_machine_has():
+    report = _canned_report()
+    assert "2 CPUs;" in report.format_table()  # no cpus_usable (an older report): as before
+    report.meta["cpus_usable"] = 2
+    assert "2 CPUs;" in report.format_table()
+    report.meta["cpus_usable"] = 1  # taskset -c 0
+    assert "2 CPUs (1 usable by this process);" in report.format_table()
+
+
+def test_usable_cpus_are_the_affinity_mask():
+    if not hasattr(os, "sched_getaffinity"):
+        assert bench._usable_cpus() is None
+    else:
+        assert bench._usable_cpus() == len(os.sched_getaffinity(0))
 
 
 def test_bench_table_states_extrapolation():
