@@ -269,6 +269,19 @@ def word_task(kw, x, rw, cw, g, out, scratch):
                  rows[kw], zero)
 
 
+@jit(inline="always")
+def block_order(it, blocks):
+    """The block of rows that iteration it of a parallel loop over `blocks` blocks computes: the
+    last block first, then the others in order. numba hands each thread a run of consecutive
+    iterations, the first runs one longer where the threads do not divide the count; the last
+    block is the short one when the rows are not a multiple of eight, and first it shortens the
+    longest run instead of the shortest (batch 100 on two threads: 52 and 48 rows instead of 56
+    and 44; backprop float64, MNIST, 85.6-87.9 us against 89.7-91.3 us). Every block is computed
+    as before: the same bits. it may be prange's uint64 counter; the block is an int64."""
+    n = np.int64(blocks)
+    return (np.int64(it) + n - 1) % n
+
+
 @jit
 def _forward_block(blk, x, W, b, out, words, cols):
     """Rows 8 blk .. 8 blk + 7 of x @ W + b (see row_block), with block_scratch's words and cols."""
@@ -287,8 +300,8 @@ def affine_forward(x, W, b):
         for blk in range(blocks):
             _forward_block(np.int64(blk), x, W, b, out, words, cols)
     else:
-        for blk in prange(blocks):
-            _forward_block(np.int64(blk), x, W, b, out, words, cols)
+        for it in prange(blocks):
+            _forward_block(block_order(it, blocks), x, W, b, out, words, cols)
     return out
 
 

@@ -38,6 +38,7 @@ from kernels.activation import sigmoid_pair
 from kernels.affine import (
     BLOCK,
     PARALLEL_MIN_ROWS,
+    block_order,
     block_product,
     block_scratch,
     column_scratch,
@@ -230,9 +231,10 @@ def two_layer_predict(x, W1, b1, W2, b2):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
                         np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
     else:
-        for blk in prange(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(CROSS_ENTROPY),
-                        np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
+        for it in prange(blocks):
+            _phase1_block(block_order(it, blocks), x, t, W1, b1, W2, b2, W2T,
+                          np.int64(CROSS_ENTROPY), np.int64(_PROBABILITIES), dt.type(1), rw, z, zc, a2,
+                          e, rows, da1, scratch)
     return e
 
 
@@ -250,9 +252,9 @@ def two_layer_loss(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
                         dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
     else:
-        for blk in prange(blocks):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_LOSS),
-                        dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
+        for it in prange(blocks):
+            _phase1_block(block_order(it, blocks), x, t, W1, b1, W2, b2, W2T, np.int64(loss),
+                          np.int64(_LOSS), dt.type(1), rw, z, zc, a2, e, rows, da1, scratch)
     total = dt.type(0)
     for r in range(n):  # in order: the same sum for any thread count
         total += rows[r]
@@ -276,9 +278,9 @@ def two_layer_gradient(x, t, W1, b1, W2, b2, loss=CROSS_ENTROPY):
             _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
                           inv_n, rw, z, zc, a2, dy, rows, da1, scratch)
     else:
-        for blk in prange(items):
-            _phase1_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, np.int64(loss), np.int64(_DELTAS),
-                          inv_n, rw, z, zc, a2, dy, rows, da1, scratch)
+        for it in prange(items):
+            _phase1_block(block_order(it, items), x, t, W1, b1, W2, b2, W2T, np.int64(loss),
+                          np.int64(_DELTAS), inv_n, rw, z, zc, a2, dy, rows, da1, scratch)
     cw = np.empty((word_count(n), d), dtype=np.uint64)
     tasks = 1 + word_count(d)
     dW1 = np.empty((d, h), dtype=dt)

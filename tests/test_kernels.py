@@ -646,6 +646,21 @@ def test_column_tasks_cover_every_column_once_in_near_equal_blocks(d):
     assert max(blocks) - min(blocks) <= 1
 
 
+@pytest.mark.parametrize("blocks", [1, 2, 13, 125])
+def test_parallel_row_blocks_take_the_last_block_first_and_every_block_once(blocks):
+    """numba's first threads take the longer runs of iterations: the short last block goes
+    first, into the first run, and the order is a permutation whatever the prange counter's type."""
+    from kernels import affine
+
+    order = [affine.block_order(np.uint64(it), blocks) for it in range(blocks)]
+    assert order[0] == blocks - 1 and order[1:] == list(range(blocks - 1))
+    assert all(isinstance(b, (int, np.integer)) and not isinstance(b, np.unsignedinteger)
+               for b in order)
+    rows = 100  # 12 whole blocks and one of four rows: two threads' runs of 7 and 6 blocks
+    sizes = [min(8, rows - 8 * b) for b in (affine.block_order(it, 13) for it in range(13))]
+    assert (sum(sizes[:7]), sum(sizes[7:])) == (52, 48)
+
+
 def _blocks_with_zero_columns(rng, pattern, n, d, dtype):
     """Dense x whose blocks of eight rows share all-zero columns in some blocks and not in others:
     a block's union of non-zeros is then all of x's columns in one block and fewer in the next."""
