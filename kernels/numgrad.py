@@ -55,7 +55,7 @@ from kernels._jit import driver, jit
 from kernels.activation import sigmoid_pair
 from kernels.smallmath import SMALL, expm1_small, log1p_small
 from kernels.softmax import CROSS_ENTROPY, SUM_SQUARED, row_residuals
-from kernels.affine import BLOCK, row_scratch
+from kernels.affine import BLOCK, block_order, row_scratch
 from kernels.twolayer import hidden_block, logits_row
 
 CENTRAL = 0
@@ -396,9 +396,9 @@ def _cached_forward(x, t, W1, b1, W2, b2, loss):
             _cache_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M,
                          B, L0, Y, cbar)
     else:
-        for blk in prange(blocks):
-            _cache_block(np.int64(blk), x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2, p, q, M,
-                         B, L0, Y, cbar)
+        for it in prange(blocks):
+            _cache_block(block_order(it, blocks), x, t, W1, b1, W2, b2, W2T, loss, a1, z, zc, E, a2,
+                         p, q, M, B, L0, Y, cbar)
     return a1, z, zc, E, p, q, M, W2T, B, L0, Y, cbar
 
 
