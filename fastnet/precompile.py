@@ -16,6 +16,7 @@ the package's is not writable). The kernels that take a user's function (`fastne
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -107,7 +108,7 @@ def _names(values: Iterable[str] | str | None, allowed: tuple[str, ...], what: s
 def _calls(dtype: str) -> dict[str, Callable[[], object]]:
     """kernel name -> a call of it with the argument types fastnet passes."""
     import kernels
-    from fastnet.network import TwoLayerNet
+    from fastnet.network import PARAM_NAMES, TwoLayerNet
     from kernels.scan import scan_arguments
 
     dt = np.dtype(dtype)
@@ -117,7 +118,7 @@ def _calls(dtype: str) -> dict[str, Callable[[], object]]:
     x[x < 0.5] = 0  # zeros and non-zeros, as the kernels meet them
     t = np.arange(n, dtype=np.int64) % c
     net = TwoLayerNet(d, h, c, dtype=dt, seed=0)
-    W1, b1, W2, b2 = (net.params[k] for k in ("W1", "b1", "W2", "b2"))
+    W1, b1, W2, b2 = (net.params[k] for k in PARAM_NAMES)
     a1 = rng.standard_normal((n, h)).astype(dt)
     a2 = rng.standard_normal((n, c)).astype(dt)
     dout = rng.standard_normal((n, h)).astype(dt)
@@ -145,8 +146,6 @@ def _counts() -> tuple[int, int] | None:
     modules: a kernel's first call loads or compiles its callees and the helpers its Python
     driver calls (the numerical gradient's), each a dispatcher of its own. None where
     NUMBA_DISABLE_JIT=1 leaves plain functions."""
-    import sys
-
     hits = misses = 0
     found = False
     for name, module in list(sys.modules.items()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 
 def _int_at_least(text: str, low: int, expected: str) -> int:
@@ -126,3 +127,39 @@ def nonnegative_float(text: str) -> float:
     if not (math.isfinite(v) and v >= 0):
         raise argparse.ArgumentTypeError(f"expected a non-negative finite number, got {text!r}")
     return v
+
+
+def names_from(allowed: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type for a comma-separated list of names, each one of `allowed`.
+
+    Parameters
+    ----------
+    allowed : tuple of str
+        The names accepted.
+    what : str
+        How the error message describes what is expected, after "a comma-separated list of".
+
+    Returns
+    -------
+    callable
+        Takes the option's text and returns the names in the order given; raises
+        argparse.ArgumentTypeError for an empty list or a name not in `allowed`.
+
+    Examples
+    --------
+    >>> dtypes = names_from(("float32", "float64"), "float32/float64")
+    >>> dtypes("float64, float32")
+    ('float64', 'float32')
+    >>> dtypes("float16")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a comma-separated list of float32/float64, got 'float16'
+    """
+
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(p.strip() for p in text.split(",") if p.strip())
+        if not values or any(v not in allowed for v in values):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}")
+        return values
+
+    return parse

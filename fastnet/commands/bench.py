@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from fastnet.commands.argtypes import names_from
 from fastnet.commands.argtypes import positive_int as _positive_int
 
 HELP = ("Time fastnet's kernels and numerical gradients against the NumPy reference, side by side "
@@ -20,13 +21,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _dtype_list(text: str) -> tuple[str, ...]:
-    values = tuple(p.strip() for p in text.split(",") if p.strip())
-    bad = [v for v in values if v not in ("float32", "float64")]
-    if not values or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list of float32/float64, got {text!r}")
-    return values
+_dtype_list = names_from(("float32", "float64"), "float32/float64")
 
 
 def _net(text: str) -> tuple[int, int, int]:

@@ -5,22 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+
+from fastnet.commands.argtypes import names_from
 
 HELP = ("compile fastnet's kernels into numba's on-disk cache now, so that later processes "
         "load them instead of compiling on their first call")
-
-
-def _list(allowed: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
-    def parse(text: str) -> tuple[str, ...]:
-        values = tuple(p.strip() for p in text.split(",") if p.strip())
-        bad = [v for v in values if v not in allowed]
-        if not values or bad:
-            raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list of {what} ({', '.join(allowed)}), got {text!r}")
-        return values
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     from fastnet.precompile import DTYPES, KERNELS
 
-    parser.add_argument("--kernels", type=_list(KERNELS, "kernels"), default=None, metavar="LIST",
+    parser.add_argument("--kernels", type=names_from(KERNELS, f"kernels ({', '.join(KERNELS)})"),
+                        default=None, metavar="LIST",
                         help="comma-separated kernels (default: all): " + ", ".join(KERNELS))
-    parser.add_argument("--dtypes", type=_list(DTYPES, "dtypes"), default=None, metavar="LIST",
+    parser.add_argument("--dtypes", type=names_from(DTYPES, f"dtypes ({', '.join(DTYPES)})"),
+                        default=None, metavar="LIST",
                         help="float64,float32 (default both)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
