@@ -178,3 +178,18 @@ def test_sphinx_reference_builds_without_warnings(tmp_path):
                  "save", "load"):
         assert name in api
     shutil.rmtree(out)
+
+
+def test_readme_opens_with_the_main_job_and_the_test_command():
+    """The README's first two commands are the ones a newcomer runs: training on the bundled data,
+    and the tests, the same command CI runs (.ci/run)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(\w*)\n(.*?)```", readme, flags=re.S)
+    first, second = blocks[0], blocks[1]
+    assert first[0] == "sh" and second[0] == "sh"
+    train, tests = first[1].strip(), second[1].strip()
+    assert "\n" not in train and "\n" not in tests  # one-liners
+    assert train.startswith("python3 -m venv .venv && ") and train.endswith("fastnet train")
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    assert ci == [tests]
