@@ -21,6 +21,12 @@ import fastnet
 needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT,
                                reason="inspects numba's compiled code (NUMBA_DISABLE_JIT=1)")
 
+# Without the JIT a prange is a plain range: the thread count changes nothing, so tests that run a
+# kernel once per thread count run it once (the plain-Python run is slow enough).
+THREAD_COUNTS = (1,) if numba.config.DISABLE_JIT else (1, 2)
+needs_threads = pytest.mark.skipif(numba.config.DISABLE_JIT,
+                                   reason="no threads without the JIT (NUMBA_DISABLE_JIT=1)")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_MNIST_PATH = REPO_ROOT.parent / "shared" / "data" / "mnist"
 

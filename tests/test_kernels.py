@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import kernels
-from conftest import dense, labels, max_rel, mnist_like, needs_jit, one_hot
+from conftest import (THREAD_COUNTS, dense, labels, max_rel, mnist_like, needs_jit, needs_threads,
+                      one_hot)
 from fastnet import reference as ref
 
 DTYPES = (np.float64, np.float32)
@@ -608,6 +609,7 @@ def test_two_layer_kernels_properties(case, c, data):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("data", ["mnist-like", "dense"])
 @pytest.mark.parametrize("n", [1, 3, 37, 250])
+@needs_threads
 def test_parallel_kernels_give_the_same_bits_for_any_thread_count(data, n, dtype):
     """Rows in parallel, then ranges of input index: every sum in a fixed order."""
     from fastnet.threads import max_threads, num_threads
@@ -701,7 +703,7 @@ def test_blocks_whose_rows_share_zero_columns_beside_dense_blocks(pattern, n, dt
                                        delta=0.0)
     want = rnet.gradient(x64, t)
     tol = 1e-9 if dtype == np.float64 else 2e-3
-    for threads in (1, 2):
+    for threads in THREAD_COUNTS:
         with num_threads(threads):
             a1 = kernels.affine_forward(x, W1, b1)
             np.testing.assert_allclose(a1, x64 @ W1 + b1, rtol=tol, atol=tol)
