@@ -24,11 +24,15 @@ from kernels.simd import (
     vadd,
     vector_rows,
     vfma,
+    vfma_pair,
     vload,
     vload_part,
     vload_part_quarter,
     vload_quarter,
+    vload_quarter_twice,
     vstore,
+    vstore_high,
+    vstore_low,
     vstore_part,
     vzero,
 )
@@ -359,3 +363,28 @@ def test_nonzero_word_marks_the_64_elements_that_are_not_zero(dtype):
         want = [sum(1 << i for i in range(64) if a[r, c + i] != 0) for c in starts]  # NaN != 0
         for f in (_words_of_row, getattr(_words_of_row, "py_func", _words_of_row)):
             assert [int(w) for w in f(a, r, starts)] == want
+
+
+@jit
+def _pair_fma(s0, s1, a, c, acc_row, out):
+    """out[0, c:] and out[1, c:] (a quarter of the lanes each) = the two halves of
+    vfma_pair(s0, s1, a[0, c:] twice, acc[acc_row, c:] twice)."""
+    p = vfma_pair(s0, s1, vload_quarter_twice(a, 0, c), vload_quarter_twice(a, acc_row, c))
+    vstore_low(out, 0, c, p)
+    vstore_high(out, 1, c, p)
+
+
+@pytest.mark.skipif(VECTOR_BYTES != 64, reason="quarter-width vectors need 64-byte vectors")
+@pytest.mark.parametrize("dtype", DTYPES, **_ids)
+def test_a_pair_of_rows_in_one_vector_takes_one_fma_each(dtype):
+    q = quarter_lanes(np.empty((1, 1), dtype=dtype))
+    e = np.finfo(dtype).eps
+    a = np.zeros((2, 3 * q), dtype=dtype)
+    a[0] = 1 + e  # (1 + e)^2 = 1 + 2e + e^2: the e^2 survives only in a fused multiply-add
+    a[1] = -(1 + 2 * e)
+    out = np.full((2, 3 * q), 7, dtype=dtype)
+    _pair_fma(dtype(1 + e), dtype(2), a, q, 1, out)
+    fused = dtype(e * e) if not numba.config.DISABLE_JIT else dtype(0)
+    np.testing.assert_array_equal(out[0, q:2 * q], np.full(q, fused, dtype=dtype))
+    np.testing.assert_array_equal(out[1, q:2 * q], np.full(q, 2 * (1 + e) - (1 + 2 * e), dtype=dtype))
+    assert (out[:, :q] == 7).all() and (out[:, 2 * q:] == 7).all()  # nothing else written
