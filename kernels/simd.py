@@ -476,8 +476,8 @@ def _fma_pair(typingctx, s0, s1, v, acc):
         low, high = splat_of(args[0]), splat_of(args[1])
         if INLINE_ASM and v.dtype in (types.float32, types.float64) and v.lanes * v.dtype.bitwidth == 256:
             # One blend of the two splats. Written as a shuffle or a select, LLVM turns the pair
-            # into an insert and a permute (two shuffles, on a pipe that FMAs use as well): x W + b
-            # for 1000 dense float32 rows by 784 x 50 took 950 us so, 880 us with the blend.
+            # into two shuffles (vinsertf128 and vshufps, or vshufps and vpermpd): x W + b for
+            # 1000 dense float32 rows by 784 x 50 took 950 us so, 880 us with the blend.
             # "x": vblendps has no encoding for the registers past 15 that AVX-512 adds.
             op = "vblendps" if v.dtype == types.float32 else "vblendpd"
             blend = ir.InlineAsm(ir.FunctionType(value_type, [value_type, value_type]),
