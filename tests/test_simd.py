@@ -368,7 +368,7 @@ def test_nonzero_word_marks_the_64_elements_that_are_not_zero(dtype):
 @jit
 def _pair_fma(s0, s1, a, c, acc_row, out):
     """out[0, c:] and out[1, c:] (a quarter of the lanes each) = the two halves of
-    vfma_pair(s0, s1, a[0, c:] twice, acc[acc_row, c:] twice)."""
+    vfma_pair(s0, s1, a[0, c:] twice, a[acc_row, c:] twice)."""
     p = vfma_pair(s0, s1, vload_quarter_twice(a, 0, c), vload_quarter_twice(a, acc_row, c))
     vstore_low(out, 0, c, p)
     vstore_high(out, 1, c, p)
