@@ -127,3 +127,16 @@ def test_the_command_rejects_unknown_names(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "fastnet compile: error: argument" in err and "Traceback" not in err
+
+
+def test_every_cacheable_kernel_of_the_package_is_precompiled():
+    """A kernel added to `kernels` is added to the list `fastnet compile` goes through, or it
+    would compile on its first call after all. Left out: the constants, and the loops that take
+    the user's own function, which numba cannot cache."""
+    import kernels
+
+    user_function_loops = {"numerical_gradient_loop", "numerical_gradient_loop_serial",
+                           "complex_step_loop", "complex_step_loop_serial"}
+    cacheable = {name for name in kernels.__all__
+                 if callable(getattr(kernels, name)) and name not in user_function_loops}
+    assert cacheable == (set(pc.LAYER_KERNELS) | set(pc.NET_KERNELS)) - {"scan_arguments"}
